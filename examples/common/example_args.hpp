@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: BSL-1.0
+// The command line every example shares:
+//   --port N (0 = any free port)  --threads N  --address A (default 127.0.0.1)
+// plus each example's own flags and valued options. On success the example
+// prints "listening on ws://ADDRESS:PORT" as its first line, flushed, so
+// scripts can drive it.
+
+#ifndef MALLARD_EXAMPLES_COMMON_EXAMPLE_ARGS_HPP
+#define MALLARD_EXAMPLES_COMMON_EXAMPLE_ARGS_HPP
+
+#include <mallard/mallard.hpp>
+
+#include <charconv>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace examples {
+
+struct example_args {
+    mallard::server_options options;
+    std::set<std::string, std::less<>> flags;
+    std::map<std::string, std::string, std::less<>> values;
+
+    bool has_flag(std::string_view flag) const { return flags.contains(flag); }
+
+    std::string value(std::string_view name, std::string fallback) const
+    {
+        auto found = values.find(name);
+        return found == values.end() ? fallback : found->second;
+    }
+};
+
+template <class Number>
+bool parse_number(std::string_view text, Number& out)
+{
+    auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+    return ec == std::errc{} && ptr == text.data() + text.size();
+}
+
+/// Parses the shared options and the example's own; prints a usage line and
+/// returns nothing on a mistake.
+inline std::optional<example_args> parse_args(int argc, char** argv, std::string_view name,
+                                              std::vector<std::string> const& own_flags = {},
+                                              std::vector<std::string> const& own_values = {})
+{
+    example_args args;
+    args.options.port = 8080;
+    auto usage = [&](std::string const& problem) {
+        std::cerr << name << ": " << problem << "\nusage: " << name
+                  << " [--port N] [--threads N] [--address A]";
+        for (auto const& f : own_flags)
+            std::cerr << " [" << f << "]";
+        for (auto const& v : own_values)
+            std::cerr << " [" << v << " VALUE]";
+        std::cerr << '\n';
+        return std::nullopt;
+    };
+    auto contains = [](std::vector<std::string> const& list, std::string_view item) {
+        for (auto const& entry : list)
+            if (entry == item)
+                return true;
+        return false;
+    };
+    for (int i = 1; i < argc; ++i) {
+        std::string_view const arg = argv[i];
+        if (contains(own_flags, arg)) {
+            args.flags.emplace(arg);
+            continue;
+        }
+        bool const known = arg == "--port" || arg == "--threads" || arg == "--address" ||
+                           contains(own_values, arg);
+        if (!known)
+            return usage("unknown option " + std::string(arg));
+        if (i + 1 >= argc)
+            return usage(std::string(arg) + " needs a value");
+        std::string_view const value = argv[++i];
+        if (arg == "--port") {
+            if (!parse_number(value, args.options.port))
+                return usage("--port takes a number from 0 to 65535");
+        } else if (arg == "--threads") {
+            if (!parse_number(value, args.options.threads) || args.options.threads == 0)
+                return usage("--threads takes a positive number");
+        } else if (arg == "--address") {
+            args.options.address = std::string(value);
+        } else {
+            args.values.insert_or_assign(std::string(arg), std::string(value));
+        }
+    }
+    return args;
+}
+
+/// The line scripts wait for; printed once the server accepts connections.
+inline void announce(mallard::server const& srv, std::string_view scheme = "ws")
+{
+    std::cout << "listening on " << scheme << "://127.0.0.1:" << srv.port() << std::endl;
+}
+
+} // namespace examples
+
+#endif

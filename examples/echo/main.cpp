@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: BSL-1.0
+// The echo example: the quick start of the README, plus --exact, which echoes
+// every message unchanged with 16 MiB limits (a testee for conformance suites
+// and benchmarks).
+
+#include <mallard/mallard.hpp>
+
+#include "../common/example_args.hpp"
+
+#include <iostream>
+
+class echo_view : public mallard::websocket_view {
+public:
+    mallard::task<> on_receive(std::string_view data, mallard::opcode op) override
+    {
+        if (op == mallard::opcode::text)
+            co_await send_text("You sent " + std::string(data));
+        else
+            co_await send_binary(data);
+    }
+};
+
+/// Echoes every message unchanged, text as text and binary as binary.
+class exact_echo_view : public mallard::websocket_view {
+public:
+    static constexpr std::size_t max_frame_size = 16 * 1024 * 1024;
+    static constexpr std::size_t max_send_queue_bytes = 64 * 1024 * 1024;
+    static constexpr std::size_t send_queue_high_water = 32 * 1024 * 1024;
+
+    mallard::task<> on_receive(std::string_view data, mallard::opcode op) override
+    {
+        if (op == mallard::opcode::text)
+            co_await send_text(data);
+        else
+            co_await send_binary(data);
+    }
+};
+
+int main(int argc, char** argv)
+{
+    auto args = examples::parse_args(argc, argv, "mallard_echo", {"--exact"});
+    if (!args)
+        return 2;
+    try {
+        mallard::router urls{args->has_flag("--exact")
+                                 ? mallard::path<exact_echo_view>("/ws/echo", "echo")
+                                 : mallard::path<echo_view>("/ws/echo", "echo")};
+        mallard::server srv{args->options, std::move(urls)};
+        examples::announce(srv);
+        srv.run();
+    } catch (std::exception const& e) {
+        std::cerr << "mallard_echo: " << e.what() << '\n';
+        return 1;
+    }
+}

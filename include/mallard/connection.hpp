@@ -1,0 +1,112 @@
+// SPDX-License-Identifier: BSL-1.0
+#ifndef MALLARD_CONNECTION_HPP
+#define MALLARD_CONNECTION_HPP
+
+#include <mallard/close_reason.hpp>
+#include <mallard/detail/session_base.hpp>
+#include <mallard/send_status.hpp>
+
+#include <concepts>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+
+namespace mallard {
+
+/** A handle to one client connection, safe to keep and use from any thread.
+
+    Get one from a view with `connection()`. It does not keep the connection
+    open: once the client is gone every send answers `send_status::closed`.
+    Sends never wait: the message goes into the recipient's queue (posted to
+    its thread when called from another) and the recipient's route policy
+    handles a recipient that cannot keep up.
+
+    @par Thread safety
+    Every member function may be called from any thread, concurrently.
+
+    @par Example
+    @code
+    std::vector<mallard::connection> watchers;   // kept under your own lock
+    for (auto& c : watchers)
+        (void)c.send_text(payload);              // never blocks on a slow client
+    @endcode
+*/
+class connection {
+public:
+    /// A handle to no connection: every send answers `closed`.
+    connection() = default;
+
+    /// Queues a text message (UTF-8 is the caller's promise).
+    template <class Bytes>
+        requires std::constructible_from<std::string, Bytes&&>
+    send_status send_text(Bytes&& text) const
+    {
+        return send({detail::outbound_message::kind::text, std::string(std::forward<Bytes>(text)), {}});
+    }
+
+    /// Queues a text message whose bytes are shared with other recipients.
+    send_status send_text(std::shared_ptr<std::string const> text) const
+    {
+        return send({detail::outbound_message::kind::text, {}, std::move(text)});
+    }
+
+    /// Queues a binary message.
+    template <class Bytes>
+        requires std::constructible_from<std::string, Bytes&&>
+    send_status send_binary(Bytes&& data) const
+    {
+        return send({detail::outbound_message::kind::binary, std::string(std::forward<Bytes>(data)), {}});
+    }
+
+    /// Queues a binary message whose bytes are shared with other recipients.
+    send_status send_binary(std::shared_ptr<std::string const> data) const
+    {
+        return send({detail::outbound_message::kind::binary, {}, std::move(data)});
+    }
+
+    /// Starts the closing handshake; see websocket_view::close.
+    void close(close_code code = close_code::normal, std::string reason = {}) const
+    {
+        if (auto session = session_.lock())
+            session->close(code, std::move(reason), close_cause::server_closed);
+    }
+
+    /// Whether the connection is still open (it may close right after).
+    bool is_open() const noexcept
+    {
+        auto session = session_.lock();
+        return session && session->is_open();
+    }
+
+    /// A number unique among this process's connections; 0 for no connection.
+    std::uint64_t id() const noexcept
+    {
+        auto session = session_.lock();
+        return session ? session->id() : 0;
+    }
+
+    /// Handles compare equal when they refer to the same connection.
+    friend bool operator==(connection const& a, connection const& b) noexcept
+    {
+        return !a.session_.owner_before(b.session_) && !b.session_.owner_before(a.session_);
+    }
+
+    explicit connection(std::weak_ptr<detail::session_base> session) noexcept
+        : session_(std::move(session))
+    {
+    }
+
+private:
+    send_status send(detail::outbound_message message) const
+    {
+        auto session = session_.lock();
+        return session ? session->send_now(std::move(message)) : send_status::closed;
+    }
+
+    std::weak_ptr<detail::session_base> session_;
+};
+
+} // namespace mallard
+
+#endif

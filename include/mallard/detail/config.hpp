@@ -1,0 +1,27 @@
+// SPDX-License-Identifier: BSL-1.0
+#ifndef MALLARD_DETAIL_CONFIG_HPP
+#define MALLARD_DETAIL_CONFIG_HPP
+
+// The one place where mallard names its dependencies' namespaces.
+
+#include <boost/asio/io_context.hpp>
+#include <boost/beast/core/error.hpp>
+
+// Declared here so the aliases below need no heavy include.
+namespace boost::beast::http {}
+namespace boost::beast::websocket {}
+
+namespace mallard {
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+namespace websocket = boost::beast::websocket;
+using error_code = boost::system::error_code;
+
+namespace detail {
+/// Every connection is pinned to one single-threaded io_context for its life.
+using executor_type = net::io_context::executor_type;
+} // namespace detail
+} // namespace mallard
+
+#endif

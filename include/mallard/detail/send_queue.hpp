@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: BSL-1.0
+#ifndef MALLARD_DETAIL_SEND_QUEUE_HPP
+#define MALLARD_DETAIL_SEND_QUEUE_HPP
+
+// A connection's outbound messages, counted in bytes and bounded by the
+// route's slow-consumer policy. Sans-I/O: the session's writer coroutine
+// drives it; unit tests drive it directly.
+//
+// Beast allows one write in flight per stream, so the writer marks the front
+// message "in flight" while its async_write runs: the policies never drop it,
+// because Beast still reads its bytes.
+
+#include <mallard/options.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace mallard::detail {
+
+/// One message waiting to be written. A broadcast shares one immutable
+/// payload among all recipients; a message to one client owns its bytes.
+struct outbound_message {
+    enum class kind : std::uint8_t { text, binary, ping };
+
+    kind type = kind::text;
+    std::string owned;
+    std::shared_ptr<std::string const> shared;
+
+    std::string_view bytes() const noexcept
+    {
+        return shared ? std::string_view(*shared) : std::string_view(owned);
+    }
+};
+
+class send_queue {
+public:
+    enum class push_result {
+        queued,   ///< the message is waiting to be written
+        dropped,  ///< the policy discarded the message itself
+        overflow, ///< the bound is passed and the policy is close: nothing queued
+    };
+
+    send_queue(std::size_t max_bytes, slow_consumer_policy policy) noexcept
+        : max_bytes_(max_bytes), policy_(policy)
+    {
+    }
+
+    /// Queues `message` under the policy. A message always fits a queue with
+    /// nothing in it, so one message larger than the bound can still be sent.
+    push_result push(outbound_message message)
+    {
+        auto const size = message.bytes().size();
+        if (message.type != outbound_message::kind::ping) {
+            switch (policy_) {
+            case slow_consumer_policy::close:
+                if (bytes_ != 0 && bytes_ + size > max_bytes_)
+                    return push_result::overflow;
+                break;
+            case slow_consumer_policy::drop_oldest:
+                while (bytes_ + size > max_bytes_ && drop_oldest_waiting())
+                    ;
+                if (bytes_ != 0 && bytes_ + size > max_bytes_) {
+                    ++dropped_;
+                    return push_result::dropped;
+                }
+                break;
+            case slow_consumer_policy::keep_latest:
+                while (drop_oldest_waiting())
+                    ;
+                break;
+            }
+        }
+        bytes_ += size;
+        messages_.push_back(std::move(message));
+        return push_result::queued;
+    }
+
+    /// Whether a message waits that is not already being written.
+    bool has_waiting() const noexcept { return messages_.size() > (in_flight_ ? 1u : 0u); }
+
+    /// Marks the oldest message as being written and returns it. The
+    /// reference stays valid until `end_write`: nothing drops an in-flight message.
+    outbound_message const& begin_write() noexcept
+    {
+        in_flight_ = true;
+        return messages_.front();
+    }
+
+    /// Removes the message that `begin_write` returned.
+    void end_write() noexcept
+    {
+        bytes_ -= messages_.front().bytes().size();
+        messages_.pop_front();
+        in_flight_ = false;
+    }
+
+    /// Bytes queued, including the message being written.
+    std::size_t bytes() const noexcept { return bytes_; }
+    /// Messages queued, including the one being written.
+    std::size_t size() const noexcept { return messages_.size(); }
+    /// Messages discarded by the policy so far.
+    std::uint64_t dropped() const noexcept { return dropped_; }
+
+    /// Forgets every message not in flight (the connection is closing).
+    void clear_waiting() noexcept
+    {
+        while (messages_.size() > (in_flight_ ? 1u : 0u)) {
+            bytes_ -= messages_.back().bytes().size();
+            messages_.pop_back();
+        }
+    }
+
+private:
+    // Drops the oldest data message that is not in flight; false if none.
+    bool drop_oldest_waiting() noexcept
+    {
+        for (auto it = messages_.begin() + (in_flight_ ? 1 : 0); it != messages_.end(); ++it) {
+            if (it->type == outbound_message::kind::ping)
+                continue;
+            bytes_ -= it->bytes().size();
+            messages_.erase(it);
+            ++dropped_;
+            return true;
+        }
+        return false;
+    }
+
+    std::deque<outbound_message> messages_;
+    std::size_t bytes_ = 0;
+    std::size_t max_bytes_;
+    slow_consumer_policy policy_;
+    std::uint64_t dropped_ = 0;
+    bool in_flight_ = false;
+};
+
+} // namespace mallard::detail
+
+#endif

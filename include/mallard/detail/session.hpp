@@ -1,0 +1,281 @@
+// SPDX-License-Identifier: BSL-1.0
+#ifndef MALLARD_DETAIL_SESSION_HPP
+#define MALLARD_DETAIL_SESSION_HPP
+
+// One WebSocket connection after routing: the opening handshake, then three
+// coroutines on the connection's thread until it ends.
+//
+//   lifecycle  on_open, then the read loop calling on_receive one message at
+//              a time, then: stop spawned tasks, on_close.
+//   writer     the only coroutine that writes to the stream (Beast allows one
+//              write in flight): data messages, pings, and the close frame.
+//   timers     the receive timeout and the keep-alive pings.
+//
+// Each coroutine holds a shared_ptr to the session; the session owns the
+// view, so the view outlives every callback and spawned task.
+
+#include <mallard/close_reason.hpp>
+#include <mallard/detail/session_base.hpp>
+#include <mallard/detail/worker.hpp>
+#include <mallard/version.hpp>
+#include <mallard/websocket_view.hpp>
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/stream_traits.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/websocket/stream.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <utility>
+
+namespace mallard::detail {
+
+inline constexpr char server_header[] = "mallard/0.1";
+
+template <class Stream>
+class session final : public session_base {
+public:
+    session(Stream stream, std::unique_ptr<websocket_view> view, connection_limits const& limits,
+            logger const& log, std::uint64_t id, worker& owner,
+            std::chrono::milliseconds handshake_timeout)
+        : session_base(owner.ioc.get_executor(), limits, log, id)
+        , ws_(std::move(stream))
+        , view_(std::move(view))
+        , worker_(owner)
+        , timer_(owner.ioc.get_executor())
+        , close_timeout_(handshake_timeout)
+    {
+        view_access::attach(*view_, this);
+        // Our own receive timeout sends a close frame (1001) where Beast's idle
+        // timeout would only drop the socket; Beast still bounds the opening
+        // and closing handshakes.
+        ws_.set_option(websocket::stream_base::timeout{
+            handshake_timeout, websocket::stream_base::none(), false});
+        ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
+            res.set(http::field::server, server_header);
+        }));
+        ws_.read_message_max(limits.max_message_size);
+        // Whole messages go out as one frame from the caller's buffer: no
+        // copy into a 4 KiB fragment buffer, and no Nagle-delayed tail.
+        ws_.auto_fragment(false);
+        ws_.control_callback([this](websocket::frame_type, beast::string_view) {
+            last_activity_ = clock::now();
+        });
+    }
+
+    /// Completes the opening handshake and runs the connection to its end.
+    task<void> run(http::request<http::empty_body> upgrade, mallard::request req)
+    {
+        using namespace net::experimental::awaitable_operators;
+        auto self = shared_from_this();
+        request_ = std::move(req);
+
+        auto [ec] = co_await ws_.async_accept(upgrade, use_tuple);
+        if (ec) { // Beast has answered 400 or 426 already
+            log_.write(log_level::info, log_category::access,
+                       "refused upgrade on " + request_.path() + ": " + ec.message());
+            co_return;
+        }
+        worker_.add(this);
+        if (worker_.stopping)
+            request_close(close_code::going_away, "server shutdown", close_cause::shutdown);
+        log_.write(log_level::info, log_category::access,
+                   "connection " + std::to_string(id_) + " opened on " + request_.path());
+
+        co_await (lifecycle() && write_loop() && timer_loop());
+
+        worker_.remove(this);
+    }
+
+    void abort() override
+    {
+        error_code ignored;
+        beast::get_lowest_layer(ws_).socket().close(ignored);
+    }
+
+private:
+    using clock = std::chrono::steady_clock;
+
+    task<void> lifecycle()
+    {
+        try {
+            co_await view_->on_open();
+        } catch (...) {
+            handler_failed("on_open", std::current_exception());
+        }
+        close_reason why = co_await read_loop();
+        mark_ended();
+        abort(); // Beast has torn the connection down already unless it failed
+        timer_.cancel();
+        co_await stop_tasks();
+        log_.write(log_level::info, log_category::access,
+                   "connection " + std::to_string(id_) + " closed: " +
+                       std::to_string(static_cast<unsigned>(why.code)) + " (" +
+                       std::string(to_string(why.cause)) + ")");
+        try {
+            co_await view_->on_close(std::move(why));
+        } catch (...) {
+            log_exception("on_close", std::current_exception());
+        }
+    }
+
+    task<close_reason> read_loop()
+    {
+        for (;;) {
+            last_activity_ = clock::now();
+            reading_ = true;
+            auto [ec, size] = co_await ws_.async_read(buffer_, use_tuple);
+            reading_ = false;
+            if (ec)
+                co_return classify(ec);
+            // After we ask to close, data still in flight from the peer is
+            // read (to reach its close frame) but not delivered.
+            if (!close_request_) {
+                auto const op = ws_.got_text() ? opcode::text : opcode::binary;
+                std::string_view data(static_cast<char const*>(buffer_.data().data()), size);
+                try {
+                    co_await view_->on_receive(data, op);
+                } catch (...) {
+                    handler_failed("on_receive", std::current_exception());
+                }
+            }
+            buffer_.consume(buffer_.size());
+            if (buffer_.capacity() > retained_buffer_bytes)
+                buffer_.shrink_to_fit(); // one large message must not pin its memory
+        }
+    }
+
+    task<void> write_loop()
+    {
+        while (!ended_) {
+            if (queue_.has_waiting()) {
+                auto const& message = queue_.begin_write();
+                error_code ec;
+                if (message.type == outbound_message::kind::ping) {
+                    std::tie(ec) = co_await ws_.async_ping(
+                        websocket::ping_data(message.bytes().data(), message.bytes().size()),
+                        use_tuple);
+                } else {
+                    ws_.text(message.type == outbound_message::kind::text);
+                    std::size_t written = 0;
+                    std::tie(ec, written) = co_await ws_.async_write(
+                        net::buffer(message.bytes().data(), message.bytes().size()), use_tuple);
+                }
+                wrote_one();
+                if (ec)
+                    break; // the read loop sees the same failure and ends the connection
+                continue;
+            }
+            if (close_request_) {
+                auto const& request = *close_request_;
+                co_await ws_.async_close(
+                    websocket::close_reason(static_cast<websocket::close_code>(request.code),
+                                            request.reason),
+                    use_tuple);
+                break; // no more writes after the close frame (RFC 6455 section 5.5.1)
+            }
+            co_await writer_wakeup_.wait();
+        }
+    }
+
+    void close_requested() override
+    {
+        close_deadline_ = clock::now() + close_timeout_;
+        timer_.cancel(); // the timer loop now waits for the close deadline
+    }
+
+    // Wakes for the receive timeout, the next ping, and, once a close is
+    // requested, the deadline by which the close must be done: a client that
+    // stopped reading could block the writer, and so the close frame, forever.
+    task<void> timer_loop()
+    {
+        auto const timeout = limits_.receive_timeout;
+        auto const interval = limits_.ping_interval;
+        auto next_ping = clock::now() + interval;
+        while (!ended_) {
+            auto wake = clock::time_point::max();
+            if (close_request_)
+                wake = close_deadline_;
+            else {
+                if (timeout.count() != 0)
+                    wake = last_activity_ + timeout;
+                if (interval.count() != 0)
+                    wake = std::min(wake, next_ping);
+            }
+            timer_.expires_at(wake);
+            auto [ec] = co_await timer_.async_wait(use_tuple);
+            if (ended_)
+                break;
+            auto const now = clock::now();
+            if (close_request_) {
+                if (now >= close_deadline_)
+                    abort();
+                continue;
+            }
+            if (!reading_)
+                last_activity_ = now; // a busy handler is not an idle peer
+            if (timeout.count() != 0 && now >= last_activity_ + timeout)
+                request_close(close_code::going_away, "receive timeout",
+                              close_cause::receive_timeout);
+            else if (interval.count() != 0 && now >= next_ping) {
+                (void)send_now({outbound_message::kind::ping, {}, {}});
+                next_ping = now + interval;
+            }
+        }
+    }
+
+    close_reason classify(error_code const& ec) const
+    {
+        close_reason why;
+        why.error = ec;
+        if (close_request_) {
+            why.code = close_request_->code;
+            why.reason = close_request_->reason;
+            why.cause = close_request_->cause;
+        } else if (ec == websocket::error::closed) {
+            auto const& peer = ws_.reason();
+            why.code = peer.code == websocket::close_code::none
+                           ? close_code::no_status
+                           : static_cast<close_code>(static_cast<std::uint16_t>(peer.code));
+            why.reason = std::string(peer.reason.data(), peer.reason.size());
+            why.cause = close_cause::peer_closed;
+            why.error = {};
+        } else if (ec == websocket::error::message_too_big ||
+                   ec == websocket::error::buffer_overflow) {
+            why.code = close_code::message_too_big;
+            why.cause = close_cause::message_too_big;
+        } else if (ec == websocket::error::bad_frame_payload) {
+            why.code = close_code::invalid_payload;
+            why.cause = close_cause::invalid_payload;
+        } else if (ec == websocket::condition::protocol_violation) {
+            why.code = close_code::protocol_error;
+            why.cause = close_cause::protocol_error;
+        } else {
+            why.code = close_code::abnormal;
+            why.cause = close_cause::network_error;
+        }
+        return why;
+    }
+
+    // Larger read buffers are released after the message that grew them.
+    static constexpr std::size_t retained_buffer_bytes = 64 * 1024;
+
+    websocket::stream<Stream> ws_;
+    std::unique_ptr<websocket_view> view_;
+    worker& worker_;
+    beast::flat_buffer buffer_;
+    net::steady_timer timer_;
+    std::chrono::milliseconds close_timeout_;
+    clock::time_point close_deadline_;
+    clock::time_point last_activity_ = clock::now();
+    bool reading_ = false;
+};
+
+} // namespace mallard::detail
+
+#endif

@@ -1,0 +1,279 @@
+// SPDX-License-Identifier: BSL-1.0
+#ifndef MALLARD_DETAIL_SESSION_BASE_HPP
+#define MALLARD_DETAIL_SESSION_BASE_HPP
+
+// The part of a connection that views and connection handles talk to: the
+// outbound queue, the close request, spawned tasks. It knows nothing of the
+// stream type; detail::session<Stream> adds the reader and the writer.
+//
+// Threading: a session lives on one single-threaded io_context. Every member
+// is touched only on that thread, except `closing_` (an atomic read by any
+// thread) and the functions marked "any thread", which post to it.
+
+#include <mallard/close_reason.hpp>
+#include <mallard/detail/config.hpp>
+#include <mallard/detail/send_queue.hpp>
+#include <mallard/logger.hpp>
+#include <mallard/options.hpp>
+#include <mallard/request.hpp>
+#include <mallard/send_status.hpp>
+#include <mallard/task.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/system/system_error.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <list>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+
+namespace mallard::detail {
+
+inline constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+
+/// A close that has been asked for but not yet sent.
+struct close_request {
+    close_code code;
+    std::string reason;
+    close_cause cause;
+};
+
+/// A timer that never expires by itself: `notify()` wakes every coroutine
+/// waiting on it. Its expiry is set once, so waiters never cancel each other.
+class event {
+public:
+    explicit event(executor_type const& ex) : timer_(ex, net::steady_timer::time_point::max()) {}
+    task<void> wait() { co_await timer_.async_wait(use_tuple); }
+    void notify() { timer_.cancel(); }
+
+private:
+    net::steady_timer timer_;
+};
+
+class session_base : public std::enable_shared_from_this<session_base> {
+public:
+    session_base(executor_type ex, connection_limits const& limits, logger const& log,
+                 std::uint64_t id)
+        : executor_(ex)
+        , limits_(limits)
+        , log_(log)
+        , id_(id)
+        , queue_(limits.max_send_queue_bytes, limits.slow_consumer)
+        , writer_wakeup_(ex)
+        , drained_(ex)
+        , tasks_done_(ex)
+    {
+    }
+
+    session_base(session_base const&) = delete;
+    session_base& operator=(session_base const&) = delete;
+    virtual ~session_base() = default;
+
+    /// This thread: cuts the socket at once, for a client that outlives the
+    /// shutdown grace period or never finishes its closing handshake.
+    virtual void abort() = 0;
+
+    executor_type const& executor() const noexcept { return executor_; }
+    connection_limits const& limits() const noexcept { return limits_; }
+    mallard::request const& request() const noexcept { return request_; }
+    logger const& log() const noexcept { return log_; }
+    std::uint64_t id() const noexcept { return id_; }
+
+    /// Any thread: false once a close is requested or the connection ended.
+    bool is_open() const noexcept { return !closing_.load(std::memory_order_acquire); }
+
+    /// Any thread: queues `message` without waiting. From another thread the
+    /// message is posted to this session's thread and reported as queued.
+    send_status send_now(outbound_message message)
+    {
+        if (!is_open())
+            return send_status::closed;
+        if (executor_.running_in_this_thread())
+            return enqueue(std::move(message));
+        net::post(executor_, [self = shared_from_this(), m = std::move(message)]() mutable {
+            (void)self->enqueue(std::move(m));
+        });
+        return send_status::queued;
+    }
+
+    /// Queues `message`; on this session's own thread also waits while the
+    /// queue is above its high-water mark, so a view pushing to its own
+    /// client can never outrun it.
+    task<send_status> send(outbound_message message)
+    {
+        if (!executor_.running_in_this_thread())
+            co_return send_now(std::move(message));
+        auto const status = enqueue(std::move(message));
+        while (status == send_status::queued && is_open() &&
+               queue_.bytes() > limits_.send_queue_high_water) {
+            ++throttled_;
+            co_await drained_.wait();
+            --throttled_;
+        }
+        co_return status;
+    }
+
+    /// Any thread: asks for a close handshake with `code` and `reason`.
+    /// Only the first request counts.
+    void close(close_code code, std::string reason, close_cause cause)
+    {
+        if (executor_.running_in_this_thread()) {
+            request_close(code, std::move(reason), cause);
+            return;
+        }
+        net::post(executor_, [self = shared_from_this(), code, r = std::move(reason), cause]() mutable {
+            self->request_close(code, std::move(r), cause);
+        });
+    }
+
+    /// Runs `t` on this session's thread until it finishes or the connection
+    /// ends, whichever is first. A task spawned after the end never starts.
+    void spawn(task<void> t)
+    {
+        if (!is_open())
+            return;
+        auto const slot = tasks_.emplace(tasks_.end());
+        net::co_spawn(executor_, std::move(t),
+                      net::bind_cancellation_slot(
+                          slot->slot(), [self = shared_from_this(), slot](std::exception_ptr e) {
+                              self->task_finished(slot, e);
+                          }));
+    }
+
+protected:
+    /// This thread: records the close request and wakes the writer to send it.
+    void request_close(close_code code, std::string reason, close_cause cause)
+    {
+        if (close_request_ || ended_)
+            return;
+        if (reason.size() > 123) // a close frame's payload is at most 125 bytes
+            reason.resize(123);
+        close_request_ = close_request{code, std::move(reason), cause};
+        closing_.store(true, std::memory_order_release);
+        if (cause == close_cause::slow_consumer || cause == close_cause::shutdown)
+            queue_.clear_waiting(); // the backlog is the problem: do not wait for it
+        writer_wakeup_.notify();
+        drained_.notify();
+        close_requested();
+    }
+
+    /// Called once a close is requested, so the session can bound it in time.
+    virtual void close_requested() {}
+
+    /// This thread: the reader has finished; nothing more will be sent.
+    void mark_ended()
+    {
+        ended_ = true;
+        closing_.store(true, std::memory_order_release);
+        queue_.clear_waiting();
+        writer_wakeup_.notify();
+        drained_.notify();
+    }
+
+    /// This thread: called by the writer after each completed write.
+    void wrote_one()
+    {
+        queue_.end_write();
+        if (throttled_ != 0 && queue_.bytes() <= limits_.send_queue_high_water)
+            drained_.notify();
+    }
+
+    /// Cancels every spawned task and waits until all have finished.
+    task<void> stop_tasks()
+    {
+        for (auto& signal : tasks_)
+            signal.emit(net::cancellation_type::terminal);
+        while (!tasks_.empty())
+            co_await tasks_done_.wait();
+    }
+
+    void log_exception(char const* where, std::exception_ptr e) const
+    {
+        if (!log_.enabled(log_level::error))
+            return;
+        std::string text = "connection " + std::to_string(id_) + " " + request_.path() + ": " +
+                           where + " threw: ";
+        try {
+            std::rethrow_exception(e);
+        } catch (std::exception const& ex) {
+            text += ex.what();
+        } catch (...) {
+            text += "an exception not derived from std::exception";
+        }
+        log_.write(log_level::error, log_category::diagnostic, text);
+    }
+
+    /// A handler threw: log it and close with 1011, as RFC 6455 section 7.4.1 names.
+    void handler_failed(char const* where, std::exception_ptr e)
+    {
+        log_exception(where, e);
+        request_close(close_code::internal_error, "internal error", close_cause::handler_error);
+    }
+
+    executor_type executor_;
+    connection_limits limits_;
+    logger const& log_;
+    std::uint64_t id_;
+    mallard::request request_;
+    send_queue queue_;
+    std::optional<close_request> close_request_;
+    bool ended_ = false;
+    event writer_wakeup_;
+
+private:
+    send_status enqueue(outbound_message message)
+    {
+        if (!is_open())
+            return send_status::closed;
+        switch (queue_.push(std::move(message))) {
+        case send_queue::push_result::queued:
+            writer_wakeup_.notify();
+            return send_status::queued;
+        case send_queue::push_result::dropped:
+            return send_status::dropped;
+        case send_queue::push_result::overflow:
+            break;
+        }
+        request_close(close_code::policy_violation, "send queue full", close_cause::slow_consumer);
+        return send_status::closed;
+    }
+
+    void task_finished(std::list<net::cancellation_signal>::iterator slot, std::exception_ptr e)
+    {
+        tasks_.erase(slot);
+        if (e && !ended_) {
+            bool cancelled = false;
+            try {
+                std::rethrow_exception(e);
+            } catch (boost::system::system_error const& error) {
+                cancelled = error.code() == net::error::operation_aborted;
+            } catch (...) {
+            }
+            if (!cancelled)
+                handler_failed("a spawned task", e);
+        }
+        if (tasks_.empty())
+            tasks_done_.notify();
+    }
+
+    std::atomic<bool> closing_{false};
+    event drained_;
+    event tasks_done_;
+    std::list<net::cancellation_signal> tasks_;
+    unsigned throttled_ = 0;
+};
+
+} // namespace mallard::detail
+
+#endif

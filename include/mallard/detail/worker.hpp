@@ -1,0 +1,68 @@
+// SPDX-License-Identifier: BSL-1.0
+#ifndef MALLARD_DETAIL_WORKER_HPP
+#define MALLARD_DETAIL_WORKER_HPP
+
+// One server thread: its event loop and the connections pinned to it.
+// Everything here but `ioc` is touched only on that thread, so the hot path
+// takes no lock.
+
+#include <mallard/detail/config.hpp>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <optional>
+#include <unordered_set>
+
+namespace mallard::detail {
+
+class session_base;
+
+struct worker {
+    worker() : ioc(1), guard(ioc.get_executor()), shutdown_timer(ioc) {}
+
+    /// Concurrency hint 1: exactly one thread runs this loop.
+    net::io_context ioc;
+    /// Keeps `run()` going while idle; reset once the worker has drained.
+    std::optional<net::executor_work_guard<executor_type>> guard;
+    /// Open WebSocket connections, for shutdown.
+    std::unordered_set<session_base*> sessions;
+    /// Streams still in the HTTP upgrade, so shutdown can cut them.
+    std::unordered_set<beast::tcp_stream*> handshakes;
+    /// `sessions.size()`, readable from any thread.
+    std::atomic<std::size_t> open_count{0};
+    /// Set on this thread once the server is stopping.
+    bool stopping = false;
+    /// Bounds the shutdown: the grace period, then a last one for on_close.
+    net::steady_timer shutdown_timer;
+
+    void add(session_base* s)
+    {
+        sessions.insert(s);
+        open_count.store(sessions.size(), std::memory_order_relaxed);
+    }
+
+    void remove(session_base* s)
+    {
+        sessions.erase(s);
+        open_count.store(sessions.size(), std::memory_order_relaxed);
+        maybe_finish();
+    }
+
+    /// Ends the loop once the server is stopping and nothing is left on it.
+    void maybe_finish()
+    {
+        if (stopping && sessions.empty() && handshakes.empty()) {
+            guard.reset();
+            shutdown_timer.cancel();
+        }
+    }
+};
+
+} // namespace mallard::detail
+
+#endif

@@ -1,0 +1,20 @@
+// SPDX-License-Identifier: BSL-1.0
+#ifndef MALLARD_MALLARD_HPP
+#define MALLARD_MALLARD_HPP
+
+// Every public header of mallard.
+
+#include <mallard/close_reason.hpp>
+#include <mallard/connection.hpp>
+#include <mallard/logger.hpp>
+#include <mallard/opcode.hpp>
+#include <mallard/options.hpp>
+#include <mallard/request.hpp>
+#include <mallard/router.hpp>
+#include <mallard/send_status.hpp>
+#include <mallard/server.hpp>
+#include <mallard/task.hpp>
+#include <mallard/version.hpp>
+#include <mallard/websocket_view.hpp>
+
+#endif

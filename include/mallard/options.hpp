@@ -1,0 +1,159 @@
+// SPDX-License-Identifier: BSL-1.0
+#ifndef MALLARD_OPTIONS_HPP
+#define MALLARD_OPTIONS_HPP
+
+#include <mallard/logger.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+namespace mallard {
+
+/** What to do with a connection whose outbound queue passes its byte bound.
+
+    A client that reads more slowly than the server writes to it must not
+    hold the server's memory or delay anyone else.
+*/
+enum class slow_consumer_policy {
+    close,       ///< close it with 1008 (policy violation); the default
+    drop_oldest, ///< discard the oldest unsent messages until the new one fits
+    keep_latest, ///< while the client is behind, keep only its newest message
+};
+
+/** Options of a whole server; an aggregate for designated initializers.
+
+    @par Example
+    @code
+    mallard::server srv{{.port = 8080, .threads = 4}, urls};
+    @endcode
+*/
+struct server_options {
+    /// The address to listen on. Default loopback: exposing a server to the
+    /// network is a decision to make on purpose.
+    std::string address = "127.0.0.1";
+    /// The TCP port; 0 picks a free one, readable afterwards from `server::port()`.
+    unsigned short port = 8080;
+    /// Threads, each running its own event loop; every connection stays on
+    /// one of them for its life. Default: the hardware's concurrency.
+    unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+    /// Where log records go. Default: warnings and errors on stderr.
+    logger log{};
+    /// Time allowed for a client to send its HTTP upgrade request, and for
+    /// the WebSocket closing handshake. Default 10 s: generous for a slow
+    /// network, short enough that idle half-open sockets do not pile up.
+    std::chrono::milliseconds handshake_timeout = std::chrono::seconds{10};
+    /// The largest HTTP request (request line and headers) accepted, in bytes.
+    /// Default 8 KiB, as in common reverse proxies; larger answers 431.
+    std::size_t max_request_bytes = 8 * 1024;
+    /// How long `stop()` waits for clients to finish the closing handshake
+    /// before their sockets are cut. Default 5 s.
+    std::chrono::milliseconds shutdown_grace = std::chrono::seconds{5};
+    /// Whether `run()` turns SIGINT and SIGTERM into a graceful `stop()`.
+    /// Default true; turn off when embedding in a program that owns signals.
+    bool handle_signals = true;
+};
+
+/** Per-route overrides of a view's class-level options.
+
+    Each member left empty inherits the view's `static constexpr` member of
+    the same name, which in turn defaults to `websocket_view`'s.
+*/
+struct route_options {
+    std::optional<std::chrono::milliseconds> receive_timeout;
+    std::optional<std::size_t> max_frame_size;
+    std::optional<std::size_t> max_message_size;
+    std::optional<std::size_t> max_send_queue_bytes;
+    std::optional<std::size_t> send_queue_high_water;
+    std::optional<std::chrono::milliseconds> ping_interval;
+    std::optional<slow_consumer_policy> slow_consumer;
+};
+
+/** The limits in force on one connection, every option resolved.
+
+    Order of precedence: route override, then the view's class-level member,
+    then the library default. `resolve_limits` is the one place that applies it.
+*/
+struct connection_limits {
+    /// Close with 1001 when nothing arrives from the peer for this long; zero never.
+    std::chrono::milliseconds receive_timeout;
+    /// The largest frame accepted, in bytes; larger closes with 1009.
+    std::size_t max_frame_size;
+    /// The largest message accepted, in bytes; larger closes with 1009 before
+    /// it is buffered. Zero in a view means "same as max_frame_size".
+    std::size_t max_message_size;
+    /// The bound on bytes queued for sending to this client.
+    std::size_t max_send_queue_bytes;
+    /// A view sending to itself waits while its queue holds more than this.
+    std::size_t send_queue_high_water;
+    /// Send a ping this often while the connection is idle; zero never.
+    std::chrono::milliseconds ping_interval;
+    /// What happens when the queue passes `max_send_queue_bytes`.
+    slow_consumer_policy slow_consumer;
+};
+
+namespace detail {
+[[noreturn]] inline void throw_bad_option(std::string const& where, char const* option,
+                                          char const* fix)
+{
+    throw std::invalid_argument(where + ": " + option + " " + fix);
+}
+
+/// Resolves every limit for one route and checks them. `where` names the
+/// route in error messages.
+template <class View>
+connection_limits resolve_limits(route_options const& route, std::string const& where)
+{
+    using std::chrono::ceil;
+    using std::chrono::milliseconds;
+    connection_limits limits{
+        route.receive_timeout.value_or(ceil<milliseconds>(View::receive_timeout)),
+        route.max_frame_size.value_or(View::max_frame_size),
+        route.max_message_size.value_or(View::max_message_size),
+        route.max_send_queue_bytes.value_or(View::max_send_queue_bytes),
+        route.send_queue_high_water.value_or(View::send_queue_high_water),
+        route.ping_interval.value_or(ceil<milliseconds>(View::ping_interval)),
+        route.slow_consumer.value_or(View::slow_consumer),
+    };
+    if (limits.max_message_size == 0)
+        limits.max_message_size = limits.max_frame_size;
+    if (limits.max_frame_size == 0)
+        throw_bad_option(where, "max_frame_size", "must be at least 1 byte");
+    if (limits.max_message_size < limits.max_frame_size)
+        throw_bad_option(where, "max_message_size",
+                         "must be at least max_frame_size (or 0 to follow it)");
+    if (limits.receive_timeout.count() < 0)
+        throw_bad_option(where, "receive_timeout", "must not be negative (0 turns it off)");
+    if (limits.ping_interval.count() < 0)
+        throw_bad_option(where, "ping_interval", "must not be negative (0 turns it off)");
+    if (limits.max_send_queue_bytes == 0)
+        throw_bad_option(where, "max_send_queue_bytes", "must be at least 1 byte");
+    if (limits.send_queue_high_water > limits.max_send_queue_bytes)
+        throw_bad_option(where, "send_queue_high_water",
+                         "must not exceed max_send_queue_bytes");
+    return limits;
+}
+
+/// Checks server-wide options; throws naming the field and the fix.
+inline void check_server_options(server_options const& options)
+{
+    std::string const where = "mallard::server_options";
+    if (options.threads == 0)
+        throw_bad_option(where, "threads", "must be at least 1");
+    if (options.handshake_timeout.count() <= 0)
+        throw_bad_option(where, "handshake_timeout", "must be positive");
+    if (options.max_request_bytes < 256)
+        throw_bad_option(where, "max_request_bytes",
+                         "must be at least 256 bytes to hold an upgrade request");
+    if (options.shutdown_grace.count() < 0)
+        throw_bad_option(where, "shutdown_grace", "must not be negative");
+}
+} // namespace detail
+
+} // namespace mallard
+
+#endif

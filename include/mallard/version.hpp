@@ -1,0 +1,11 @@
+// SPDX-License-Identifier: BSL-1.0
+#ifndef MALLARD_VERSION_HPP
+#define MALLARD_VERSION_HPP
+
+/// mallard's version as MAJOR * 100000 + MINOR * 100 + PATCH.
+#define MALLARD_VERSION 100
+#define MALLARD_VERSION_MAJOR 0
+#define MALLARD_VERSION_MINOR 1
+#define MALLARD_VERSION_PATCH 0
+
+#endif

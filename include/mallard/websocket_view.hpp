@@ -1,0 +1,241 @@
+// SPDX-License-Identifier: BSL-1.0
+#ifndef MALLARD_WEBSOCKET_VIEW_HPP
+#define MALLARD_WEBSOCKET_VIEW_HPP
+
+#include <mallard/close_reason.hpp>
+#include <mallard/connection.hpp>
+#include <mallard/detail/session_base.hpp>
+#include <mallard/opcode.hpp>
+#include <mallard/options.hpp>
+#include <mallard/request.hpp>
+#include <mallard/send_status.hpp>
+#include <mallard/task.hpp>
+
+#include <chrono>
+#include <concepts>
+#include <cstddef>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace mallard {
+
+namespace detail {
+struct view_access;
+}
+
+/** The base class of every WebSocket endpoint: one object per connection.
+
+    Subclass it, override the callbacks you need, and register the class on a
+    path with `mallard::path<View>(pattern, name)`.
+
+    @par Lifecycle
+    `on_open` runs once after the opening handshake; `on_receive` once per
+    complete message, in order, never overlapping; `on_close` exactly once for
+    every connection whose `on_open` started, whatever ended it. An exception
+    escaping a callback is logged, the connection is closed with 1011, and
+    `on_close` still runs.
+
+    @par Threading
+    A connection stays on one of the server's threads for its life; its
+    callbacks and spawned tasks run there and never run at the same time as
+    each other, so a view needs no lock for its own members.
+
+    @par Class-level options
+    Shadow any of the `static constexpr` members below in your view to change
+    its default; a route may override it again at registration.
+
+    @par Example
+    @code
+    class echo_view : public mallard::websocket_view {
+    public:
+        static constexpr auto receive_timeout = std::chrono::seconds{30};
+        mallard::task<> on_receive(std::string_view data, mallard::opcode op) override {
+            if (op == mallard::opcode::text) co_await send_text("You sent " + std::string(data));
+        }
+    };
+    @endcode
+*/
+class websocket_view {
+public:
+    /// Close with 1001 when nothing arrives for this long. Default 120 s:
+    /// long enough for a quiet chat, short enough to reap dead peers.
+    static constexpr std::chrono::seconds receive_timeout{120};
+    /// The largest frame accepted, in bytes. Default 1 MiB: bounds the
+    /// memory one peer can make the server buffer.
+    static constexpr std::size_t max_frame_size = 1024 * 1024;
+    /// The largest message accepted, in bytes; 0 (the default) means the
+    /// same as `max_frame_size`.
+    static constexpr std::size_t max_message_size = 0;
+    /// The bound on bytes queued for this client. Default 4 MiB: a few
+    /// seconds of a busy feed, small enough that 1,000 stalled clients fit.
+    static constexpr std::size_t max_send_queue_bytes = 4 * 1024 * 1024;
+    /// `send_text`/`send_binary` from the view's own coroutines wait while
+    /// its queue holds more than this. Default 1 MiB.
+    static constexpr std::size_t send_queue_high_water = 1024 * 1024;
+    /// Send a ping this often; 0 (the default) never. Turn it on to keep
+    /// idle connections alive through proxies that drop quiet sockets.
+    static constexpr std::chrono::seconds ping_interval{0};
+    /// What happens when the send queue passes its bound. Default: close with 1008.
+    static constexpr slow_consumer_policy slow_consumer = slow_consumer_policy::close;
+
+    websocket_view() = default;
+    websocket_view(websocket_view const&) = delete;
+    websocket_view& operator=(websocket_view const&) = delete;
+    virtual ~websocket_view() = default;
+
+    /// Runs once after the opening handshake. Default: nothing.
+    virtual task<> on_open() { co_return; }
+
+    /** Runs once per complete message, in order.
+
+        @param data The payload; valid until this coroutine returns. Copy it
+        to keep it longer.
+        @param op `opcode::text` (valid UTF-8, checked) or `opcode::binary`.
+    */
+    virtual task<> on_receive(std::string_view data, opcode op)
+    {
+        (void)data;
+        (void)op;
+        co_return;
+    }
+
+    /** Runs exactly once when the connection has ended, after every spawned
+        task has been cancelled and has finished. Sends are no-ops by now.
+    */
+    virtual task<> on_close(close_reason why)
+    {
+        (void)why;
+        co_return;
+    }
+
+    /** Queues a text message for this client.
+
+        From the view's own callbacks and tasks, it waits while the queue holds
+        more than `send_queue_high_water` bytes, so a push loop runs at the
+        client's pace. It never throws.
+
+        @return `queued`, `dropped` by the slow-consumer policy, or `closed`.
+    */
+    template <class Bytes>
+        requires std::constructible_from<std::string, Bytes&&>
+    task<send_status> send_text(Bytes&& text)
+    {
+        return send({detail::outbound_message::kind::text, std::string(std::forward<Bytes>(text)), {}});
+    }
+
+    /// Queues a text message whose bytes are shared with other recipients.
+    task<send_status> send_text(std::shared_ptr<std::string const> text)
+    {
+        return send({detail::outbound_message::kind::text, {}, std::move(text)});
+    }
+
+    /// Queues a binary message for this client; see `send_text`.
+    template <class Bytes>
+        requires std::constructible_from<std::string, Bytes&&>
+    task<send_status> send_binary(Bytes&& data)
+    {
+        return send({detail::outbound_message::kind::binary, std::string(std::forward<Bytes>(data)), {}});
+    }
+
+    /// Queues a binary message whose bytes are shared with other recipients.
+    task<send_status> send_binary(std::shared_ptr<std::string const> data)
+    {
+        return send({detail::outbound_message::kind::binary, {}, std::move(data)});
+    }
+
+    /** Queues a ping; the client's pong counts as activity.
+
+        @param payload At most 125 bytes (RFC 6455 section 5.5); longer is cut.
+    */
+    send_status ping(std::string payload = {})
+    {
+        if (payload.size() > 125)
+            payload.resize(125);
+        return session_ ? session_->send_now({detail::outbound_message::kind::ping,
+                                              std::move(payload), {}})
+                        : send_status::closed;
+    }
+
+    /** Starts the closing handshake once the messages already queued are sent.
+
+        @param code A code that may be sent: 1000-1003, 1007-1011, 1012-1013
+        or 3000-4999.
+        @param reason At most 123 bytes of UTF-8; longer is cut.
+        @throws std::invalid_argument for a code RFC 6455 forbids sending
+        (1005, 1006, 1015, unassigned ones).
+        @see RFC 6455 section 7.4
+    */
+    void close(close_code code = close_code::normal, std::string reason = {})
+    {
+        if (!is_sendable(code))
+            throw std::invalid_argument(
+                "mallard::websocket_view::close: code " +
+                std::to_string(static_cast<unsigned>(code)) +
+                " may not be sent; use 1000-1003, 1007-1013 or 3000-4999");
+        if (session_)
+            session_->close(code, std::move(reason), close_cause::server_closed);
+    }
+
+    /** Runs `t` on this connection's thread as a connection-scoped task.
+
+        The task is cancelled when the connection ends (its pending
+        `co_await` throws `operation_aborted`), and `on_close` runs only after
+        it has finished. An exception escaping it closes the connection with 1011.
+    */
+    void spawn(task<> t)
+    {
+        if (session_)
+            session_->spawn(std::move(t));
+    }
+
+    /// The upgrade request; available from `on_open` on.
+    /// @throws std::logic_error when called before `on_open` (in a constructor).
+    mallard::request const& request() const { return attached().request(); }
+
+    /// The limits in force on this connection.
+    connection_limits const& limits() const { return attached().limits(); }
+
+    /// A handle to this connection that other threads and views may keep.
+    mallard::connection connection() const
+    {
+        return mallard::connection(session_ ? session_->weak_from_this()
+                                            : std::weak_ptr<detail::session_base>{});
+    }
+
+    /// Whether the connection is open: no close requested, none received.
+    bool is_open() const noexcept { return session_ && session_->is_open(); }
+
+private:
+    friend struct detail::view_access;
+
+    task<send_status> send(detail::outbound_message message)
+    {
+        if (!session_)
+            co_return send_status::closed;
+        co_return co_await session_->send(std::move(message));
+    }
+
+    detail::session_base const& attached() const
+    {
+        if (!session_)
+            throw std::logic_error("mallard::websocket_view: request() and limits() are "
+                                   "available from on_open on, not in a constructor");
+        return *session_;
+    }
+
+    detail::session_base* session_ = nullptr;
+};
+
+namespace detail {
+/// Lets a session attach itself to the view it owns.
+struct view_access {
+    static void attach(websocket_view& view, session_base* session) { view.session_ = session; }
+};
+} // namespace detail
+
+} // namespace mallard
+
+#endif

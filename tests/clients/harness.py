@@ -1,0 +1,152 @@
+"""Shared helpers for the Python client tests of the mallard example servers.
+
+Each test script starts an example binary on a free port, runs a list of
+named steps against it (each under its own timeout), prints one PASS/FAIL
+line per step and a closing "NAME: N passed, N failed" line, and always
+kills the server on the way out.
+"""
+
+import asyncio
+import re
+import signal
+import sys
+
+import websockets
+from websockets.exceptions import ConnectionClosed
+
+STARTUP_TIMEOUT = 20  # seconds to wait for the "listening on" line
+STEP_TIMEOUT = 15     # seconds for any single step
+SHUTDOWN_TIMEOUT = 10  # seconds from SIGTERM to process exit
+
+LISTENING_RE = re.compile(r"^listening on ws://127\.0\.0\.1:(\d+)$")
+
+
+class Failure(Exception):
+    """An assertion about the server's behaviour did not hold."""
+
+
+def check(condition, message):
+    if not condition:
+        raise Failure(message)
+
+
+def connect(url, **kwargs):
+    """websockets.connect with short timeouts, no size cap and no compression."""
+    kwargs.setdefault("open_timeout", 5)
+    kwargs.setdefault("close_timeout", 5)
+    kwargs.setdefault("max_size", None)
+    # No permessage-deflate: frames go over the wire at their real size.
+    kwargs.setdefault("compression", None)
+    return websockets.connect(url, **kwargs)
+
+
+def close_code_of(exc):
+    """Close code the server sent, or None if no close frame was received."""
+    return exc.rcvd.code if exc.rcvd is not None else None
+
+
+class Server:
+    """An example binary running as a child process on a free port."""
+
+    def __init__(self, binary, *args):
+        self.binary = binary
+        self.args = ["--port", "0", *args]
+        self.proc = None
+        self.port = None
+        self._drain = None
+
+    @property
+    def base_url(self):
+        return f"ws://127.0.0.1:{self.port}"
+
+    async def start(self):
+        self.proc = await asyncio.create_subprocess_exec(
+            self.binary, *self.args, stdout=asyncio.subprocess.PIPE
+        )
+        try:
+            line = await asyncio.wait_for(self.proc.stdout.readline(), STARTUP_TIMEOUT)
+        except asyncio.TimeoutError:
+            raise Failure(
+                f"{self.binary} printed no 'listening on' line within {STARTUP_TIMEOUT} s"
+            ) from None
+        if not line:
+            code = await self.proc.wait()
+            raise Failure(f"{self.binary} exited with code {code} before listening")
+        text = line.decode(errors="replace").rstrip("\r\n")
+        match = LISTENING_RE.match(text)
+        check(match, f"unexpected first stdout line from server: {text!r}")
+        self.port = int(match.group(1))
+        # Keep reading stdout so a chatty server never blocks on a full pipe.
+        self._drain = asyncio.create_task(self._forward_output())
+
+    async def _forward_output(self):
+        async for line in self.proc.stdout:
+            sys.stderr.write("[server] " + line.decode(errors="replace"))
+
+    async def kill(self):
+        if self.proc is None:
+            return
+        if self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+        if self._drain is not None:
+            self._drain.cancel()
+
+
+async def check_graceful_shutdown(server, path):
+    """SIGTERM closes an open client with 1001 and the process exits 0."""
+    async with connect(server.base_url + path) as ws:
+        # Make sure the connection is fully established before signalling.
+        await ws.ping()
+        server.proc.send_signal(signal.SIGTERM)
+        try:
+            while True:  # skip anything the server pushes before closing
+                await asyncio.wait_for(ws.recv(), SHUTDOWN_TIMEOUT)
+        except ConnectionClosed as exc:
+            code = close_code_of(exc)
+            check(code == 1001, f"expected close code 1001 on shutdown, got {code} ({exc})")
+        except asyncio.TimeoutError:
+            raise Failure(f"no close frame within {SHUTDOWN_TIMEOUT} s of SIGTERM") from None
+    try:
+        status = await asyncio.wait_for(server.proc.wait(), SHUTDOWN_TIMEOUT)
+    except asyncio.TimeoutError:
+        raise Failure(f"server still running {SHUTDOWN_TIMEOUT} s after SIGTERM") from None
+    check(status == 0, f"server exited with code {status} after SIGTERM, expected 0")
+
+
+async def run_steps(name, steps):
+    """Run (label, coroutine function) pairs in order; return the exit status."""
+    passed = failed = 0
+    for label, step in steps:
+        try:
+            await asyncio.wait_for(step(), STEP_TIMEOUT)
+        except asyncio.TimeoutError:
+            error = f"timed out after {STEP_TIMEOUT} s"
+        except Failure as exc:
+            error = str(exc)
+        except Exception as exc:  # any unexpected client error is a failure too
+            error = f"{type(exc).__name__}: {exc}"
+        else:
+            error = None
+        if error is None:
+            passed += 1
+            print(f"PASS {label}", flush=True)
+        else:
+            failed += 1
+            print(f"FAIL {label}: {error}", flush=True)
+    print(f"{name}: {passed} passed, {failed} failed", flush=True)
+    return 0 if failed == 0 else 1
+
+
+def main(name, test):
+    """Entry point: `test(binary)` is a coroutine returning an exit status."""
+    if len(sys.argv) != 2:
+        print(f"usage: {sys.argv[0]} PATH_TO_SERVER_BINARY", file=sys.stderr)
+        sys.exit(2)
+    try:
+        status = asyncio.run(test(sys.argv[1]))
+    except (Failure, OSError) as exc:  # server missing or failed to start
+        print(f"FAIL {name}: {exc}", flush=True)
+        print(f"{name}: 0 passed, 1 failed", flush=True)
+        status = 1
+    sys.exit(status)
