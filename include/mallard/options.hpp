@@ -64,13 +64,13 @@ struct server_options {
     the same name, which in turn defaults to `websocket_view`'s.
 */
 struct route_options {
-    std::optional<std::chrono::milliseconds> receive_timeout;
-    std::optional<std::size_t> max_frame_size;
-    std::optional<std::size_t> max_message_size;
-    std::optional<std::size_t> max_send_queue_bytes;
-    std::optional<std::size_t> send_queue_high_water;
-    std::optional<std::chrono::milliseconds> ping_interval;
-    std::optional<slow_consumer_policy> slow_consumer;
+    std::optional<std::chrono::milliseconds> receive_timeout{};
+    std::optional<std::size_t> max_frame_size{};
+    std::optional<std::size_t> max_message_size{};
+    std::optional<std::size_t> max_send_queue_bytes{};
+    std::optional<std::size_t> send_queue_high_water{};
+    std::optional<std::chrono::milliseconds> ping_interval{};
+    std::optional<slow_consumer_policy> slow_consumer{};
 };
 
 /** The limits in force on one connection, every option resolved.

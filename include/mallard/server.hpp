@@ -149,16 +149,16 @@ private:
                                         "\" is not an IPv4 or IPv6 address");
         net::ip::tcp::endpoint const endpoint(address, options.port);
         acceptor_.emplace(workers_.front()->ioc);
-        auto fail = [&](char const* what) {
+        auto fail = [&](char const* what, char const* hint = "") {
             throw std::system_error(ec, "mallard::server: cannot " + std::string(what) + " " +
                                             options.address + ":" +
-                                            std::to_string(options.port));
+                                            std::to_string(options.port) + hint);
         };
         if (acceptor_->open(endpoint.protocol(), ec))
             fail("open a socket for");
         acceptor_->set_option(net::socket_base::reuse_address(true), ec);
         if (acceptor_->bind(endpoint, ec))
-            fail("listen on (is another process using the port?)");
+            fail("listen on", " (is another process using the port?)");
         if (acceptor_->listen(net::socket_base::max_listen_connections, ec))
             fail("listen on");
         port_ = acceptor_->local_endpoint().port();

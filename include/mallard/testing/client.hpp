@@ -9,6 +9,7 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/field.hpp>
@@ -148,11 +149,11 @@ public:
 
     /** Reads, discarding messages, until the server closes the connection.
 
-        @return the close code the server sent, or `close_code::abnormal`
+        @return the close code the server sent, or `mallard::close_code::abnormal`
         when the TCP connection ended without a close frame.
         @throws std::runtime_error when it is still open after `timeout`.
     */
-    close_code wait_for_close(duration timeout = std::chrono::seconds{5})
+    mallard::close_code wait_for_close(duration timeout = std::chrono::seconds{5})
     {
         auto const deadline = std::chrono::steady_clock::now() + timeout;
         while (!closed_) {
@@ -167,7 +168,7 @@ public:
     }
 
     /// Starts the closing handshake and waits for the server's answer.
-    void close(close_code code = close_code::normal, std::string_view reason = {},
+    void close(mallard::close_code code = mallard::close_code::normal, std::string_view reason = {},
                duration timeout = std::chrono::seconds{5})
     {
         if (closed_)
@@ -181,7 +182,8 @@ public:
                         });
         run(done, timeout);
         throw_if(ec, "close");
-        wait_for_close(timeout);
+        // Beast's close reads up to the server's close frame before it completes.
+        record_close(websocket::error::closed);
     }
 
     /// Ends the TCP connection without a closing handshake, as a crashed client would.
@@ -192,7 +194,7 @@ public:
         socket.set_option(net::socket_base::linger(true, 0), ignored); // send a reset
         socket.close(ignored);
         closed_ = true;
-        close_code_ = close_code::abnormal;
+        close_code_ = mallard::close_code::abnormal;
     }
 
     /// Whether no close has been seen yet.
@@ -256,12 +258,12 @@ private:
         if (ec == websocket::error::closed) {
             auto const& why = ws_.reason();
             close_code_ = why.code == websocket::close_code::none
-                              ? close_code::no_status
+                              ? mallard::close_code::no_status
                               : static_cast<mallard::close_code>(
                                     static_cast<std::uint16_t>(why.code));
             close_text_ = std::string(why.reason.data(), why.reason.size());
         } else {
-            close_code_ = close_code::abnormal;
+            close_code_ = mallard::close_code::abnormal;
             close_text_ = ec.message();
         }
     }

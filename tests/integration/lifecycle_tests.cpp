@@ -1,0 +1,497 @@
+// SPDX-License-Identifier: BSL-1.0
+// A connection's life on a real server: open, messages, every way it can
+// end, limits and timeouts, HTTP refusals, parameters, and setup errors.
+
+#include "support.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <atomic>
+#include <cstdlib>
+#include <new>
+
+using namespace std::chrono_literals;
+using Catch::Matchers::Contains;
+using mallard::close_code;
+using test::probe;
+
+// The largest single allocation, to show that a frame header declaring 1 GiB
+// is refused before its payload is buffered. Sanitizers replace operator new
+// themselves, so there the test checks the close code alone.
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+#define MALLARD_TEST_COUNTS_ALLOCATIONS 1
+namespace {
+std::atomic<std::size_t> largest_allocation{0};
+}
+void* operator new(std::size_t size)
+{
+    auto seen = largest_allocation.load(std::memory_order_relaxed);
+    while (size > seen && !largest_allocation.compare_exchange_weak(seen, size))
+        ;
+    if (void* p = std::malloc(size == 0 ? 1 : size))
+        return p;
+    throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+#endif
+
+namespace {
+
+std::string code_text(close_code code) { return std::to_string(static_cast<unsigned>(code)); }
+
+/// Records its life in a probe and reacts to commands in text messages.
+class probe_view : public mallard::websocket_view {
+public:
+    explicit probe_view(probe& p) : probe_(p) {}
+
+    mallard::task<> on_open() override
+    {
+        probe_.record("open");
+        if (request().query_param("fail_open"))
+            throw std::runtime_error("on_open failed on purpose");
+        if (request().query_param("spawn"))
+            spawn(ticker());
+        if (auto room = request().path_params().find("room"); room != request().path_params().end())
+            co_await send_text(room->second + "|" + request().query_param("name").value_or("-") +
+                               "|" + request().path() + "|" +
+                               std::to_string(request().path_param_int("n")));
+        probe_.keep(connection());
+    }
+
+    mallard::task<> on_receive(std::string_view data, mallard::opcode op) override
+    {
+        if (data == "throw")
+            throw std::runtime_error("on_receive failed on purpose");
+        if (data == "close") {
+            co_await send_text("last words");
+            close(close_code{4001}, "done");
+            co_return;
+        }
+        if (op == mallard::opcode::text)
+            co_await send_text(data);
+        else
+            co_await send_binary(data);
+    }
+
+    mallard::task<> on_close(mallard::close_reason why) override
+    {
+        auto const late = co_await send_text("too late");
+        probe_.record(std::string("late send ") +
+                      (late == mallard::send_status::closed ? "closed" : "queued"));
+        probe_.record("close:" + std::string(to_string(why.cause)) + ":" + code_text(why.code) +
+                      (why.reason.empty() ? "" : ":" + why.reason));
+    }
+
+private:
+    mallard::task<> ticker()
+    {
+        boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor);
+        try {
+            for (;;) {
+                timer.expires_after(5ms);
+                co_await timer.async_wait(boost::asio::use_awaitable);
+            }
+        } catch (boost::system::system_error const&) {
+            probe_.record("task cancelled");
+            throw;
+        }
+    }
+
+    probe& probe_;
+};
+
+mallard::router probe_routes(probe& p, mallard::route_options options = {})
+{
+    auto make = [&p] { return std::make_unique<probe_view>(p); };
+    return mallard::router{
+        mallard::path("/ws/probe", make, "probe", options),
+        mallard::path("/ws/rooms/<room>/<int:n>", make, "rooms", options),
+    };
+}
+
+/// Pushes 32 MiB to its client as fast as its own queue allows.
+struct pusher : mallard::websocket_view {
+    static constexpr std::size_t max_send_queue_bytes = 1024 * 1024;
+    static constexpr std::size_t send_queue_high_water = 256 * 1024;
+    mallard::task<> on_open() override
+    {
+        std::string chunk(64 * 1024, 'z');
+        for (int i = 0; i < 512; ++i) {
+            chunk.replace(0, 8, std::to_string(10000000 + i));
+            if (co_await send_binary(chunk) != mallard::send_status::queued)
+                co_return;
+        }
+    }
+};
+
+} // namespace
+
+TEST_CASE("A client close runs on_close once, with the client's code and reason", "[lifecycle]")
+{
+    probe p;
+    test::log_capture log;
+    test::running_server srv(test::test_options(log), probe_routes(p));
+    mallard::testing::client c{srv.port(), "/ws/probe"};
+    c.send_text("hello");
+    REQUIRE(c.receive()->data == "hello");
+    c.close(close_code{4000}, "bye");
+    CHECK(c.close_code() == close_code{4000});
+    REQUIRE(p.wait_for("close:peer closed:4000:bye"));
+    CHECK(p.count("late send closed") == 1);
+    srv.stop();
+    CHECK(p.count_prefix("close:") == 1);
+    CHECK(p.count("open") == 1);
+}
+
+TEST_CASE("A TCP reset in the middle of a message runs on_close once as a network error",
+          "[lifecycle]")
+{
+    probe p;
+    test::log_capture log;
+    test::running_server srv(test::test_options(log), probe_routes(p));
+    mallard::testing::client c{srv.port(), "/ws/probe"};
+    REQUIRE(p.wait_for("open"));
+    test::write_raw(c, test::frame_header(0x2, 1000) + std::string(10, 'x'));
+    c.drop();
+    REQUIRE(p.wait_for("close:network error:1006"));
+    srv.stop();
+    CHECK(p.count_prefix("close:") == 1);
+}
+
+TEST_CASE("A short receive_timeout closes an idle connection with 1001", "[lifecycle][limits]")
+{
+    probe p;
+    test::log_capture log;
+    test::running_server srv(test::test_options(log),
+                             probe_routes(p, {.receive_timeout = 300ms}));
+    mallard::testing::client c{srv.port(), "/ws/probe"};
+    auto const start = std::chrono::steady_clock::now();
+    c.send_text("activity");
+    REQUIRE(c.receive()->data == "activity");
+    CHECK(c.wait_for_close(10s) == close_code::going_away);
+    auto const elapsed = std::chrono::steady_clock::now() - start;
+    CHECK(c.close_text() == "receive timeout");
+    CHECK(elapsed >= 300ms);
+    REQUIRE(p.wait_for("close:receive timeout:1001:receive timeout"));
+}
+
+TEST_CASE("A frame one byte over max_frame_size closes with 1009", "[lifecycle][limits]")
+{
+    probe p;
+    test::log_capture log;
+    test::running_server srv(test::test_options(log), probe_routes(p, {.max_frame_size = 1000}));
+    mallard::testing::client c{srv.port(), "/ws/probe"};
+    c.send_binary(std::string(1000, 'a'));
+    REQUIRE(c.receive()->data.size() == 1000);
+    c.send_binary(std::string(1001, 'a'));
+    CHECK(c.wait_for_close() == close_code::message_too_big);
+    REQUIRE(p.wait_for("close:message too big:1009"));
+}
+
+TEST_CASE("A frame header declaring 1 GiB closes at once with 1009, buffering nothing",
+          "[lifecycle][limits]")
+{
+    probe p;
+    test::log_capture log;
+    test::running_server srv(test::test_options(log), probe_routes(p));
+    mallard::testing::client c{srv.port(), "/ws/probe"};
+    REQUIRE(p.wait_for("open"));
+#ifdef MALLARD_TEST_COUNTS_ALLOCATIONS
+    largest_allocation = 0;
+#endif
+    test::write_raw(c, test::frame_header(0x2, std::uint64_t{1} << 30));
+    CHECK(c.wait_for_close(5s) == close_code::message_too_big);
+    REQUIRE(p.wait_for("close:message too big:1009"));
+#ifdef MALLARD_TEST_COUNTS_ALLOCATIONS
+    CHECK(largest_allocation.load() < 1024 * 1024);
+#endif
+}
+
+TEST_CASE("An exception in on_receive closes with 1011, on_close runs, and the server serves on",
+          "[lifecycle]")
+{
+    probe p;
+    test::log_capture log;
+    test::running_server srv(test::test_options(log), probe_routes(p));
+    {
+        mallard::testing::client c{srv.port(), "/ws/probe"};
+        c.send_text("throw");
+        CHECK(c.wait_for_close() == close_code::internal_error);
+        REQUIRE(p.wait_for("close:handler error:1011:internal error"));
+        CHECK(log.contains("on_receive threw: on_receive failed on purpose"));
+    }
+    mallard::testing::client next{srv.port(), "/ws/probe"};
+    next.send_text("still here");
+    CHECK(next.receive()->data == "still here");
+}
+
+TEST_CASE("An exception in on_open closes with 1011 and on_close still runs", "[lifecycle]")
+{
+    probe p;
+    test::log_capture log;
+    test::running_server srv(test::test_options(log), probe_routes(p));
+    mallard::testing::client c{srv.port(), "/ws/probe?fail_open=1"};
+    CHECK(c.wait_for_close() == close_code::internal_error);
+    REQUIRE(p.wait_for("close:handler error:1011:internal error"));
+    CHECK(log.contains("on_open threw: on_open failed on purpose"));
+}
+
+TEST_CASE("close() from a view sends what is queued, then the close frame", "[lifecycle]")
+{
+    probe p;
+    test::log_capture log;
+    test::running_server srv(test::test_options(log), probe_routes(p));
+    mallard::testing::client c{srv.port(), "/ws/probe"};
+    c.send_text("close");
+    auto last = c.receive();
+    REQUIRE(last);
+    CHECK(last->data == "last words");
+    CHECK(c.wait_for_close() == close_code{4001});
+    CHECK(c.close_text() == "done");
+    REQUIRE(p.wait_for("close:server closed:4001:done"));
+}
+
+TEST_CASE("Stopping the server closes every client with 1001 and runs every on_close",
+          "[lifecycle][shutdown]")
+{
+    probe p;
+    test::log_capture log;
+    test::running_server srv(test::test_options(log), probe_routes(p));
+    std::vector<std::unique_ptr<mallard::testing::client>> clients;
+    for (int i = 0; i < 3; ++i)
+        clients.push_back(std::make_unique<mallard::testing::client>(srv.port(), "/ws/probe"));
+    REQUIRE(p.wait_for("open", 3));
+    std::thread stopper([&] { srv.stop(); });
+    for (auto& c : clients) {
+        CHECK(c->wait_for_close() == close_code::going_away);
+        CHECK(c->close_text() == "server shutdown");
+    }
+    stopper.join();
+    CHECK(p.count("close:shutdown:1001:server shutdown") == 3);
+}
+
+TEST_CASE("A client that ignores the shutdown is cut after the grace period", "[shutdown]")
+{
+    probe p;
+    test::log_capture log;
+    auto options = test::test_options(log);
+    options.shutdown_grace = 200ms;
+    test::running_server srv(std::move(options), probe_routes(p));
+    test::raw_connection raw(srv.port());
+    raw.write(test::upgrade_request("/ws/probe"));
+    REQUIRE(p.wait_for("open"));
+    srv.stop(); // returns only once run() has: the raw client never answers the close
+    CHECK(p.count("close:shutdown:1001:server shutdown") == 1);
+}
+
+TEST_CASE("A sent connection handle reports closed once its connection is gone", "[send]")
+{
+    probe p;
+    test::log_capture log;
+    test::running_server srv(test::test_options(log), probe_routes(p));
+    mallard::testing::client c{srv.port(), "/ws/probe"};
+    c.send_text("x");
+    REQUIRE(c.receive());
+    auto handle = p.kept();
+    CHECK(handle.is_open());
+    CHECK(handle.send_text("from the test") == mallard::send_status::queued);
+    CHECK(c.receive()->data == "from the test");
+    c.close();
+    REQUIRE(p.wait_for_prefix("close:"));
+    CHECK_FALSE(handle.is_open());
+    CHECK(handle.send_text("after close") == mallard::send_status::closed);
+    CHECK(handle.send_binary("after close") == mallard::send_status::closed);
+    CHECK(p.count("late send closed") == 1);
+}
+
+TEST_CASE("A spawned task is cancelled and finished before on_close runs", "[lifecycle][spawn]")
+{
+    probe p;
+    test::log_capture log;
+    test::running_server srv(test::test_options(log), probe_routes(p));
+    mallard::testing::client c{srv.port(), "/ws/probe?spawn=1"};
+    REQUIRE(p.wait_for("open"));
+    c.drop();
+    REQUIRE(p.wait_for("task cancelled", 1, 5s));
+    auto const closed = p.wait_for_prefix("close:");
+    REQUIRE(closed);
+    CHECK(p.index_of("task cancelled") < p.index_of(*closed));
+}
+
+TEST_CASE("Unknown paths answer 404 and plain HTTP to a WebSocket path answers 426", "[http]")
+{
+    probe p;
+    test::log_capture log;
+    test::running_server srv(test::test_options(log), probe_routes(p));
+
+    SECTION("an upgrade to an unknown path")
+    {
+        try {
+            mallard::testing::client c{srv.port(), "/ws/nothing-here"};
+            FAIL("the upgrade was accepted");
+        } catch (mallard::testing::upgrade_refused const& e) {
+            CHECK(e.status() == 404);
+        }
+    }
+    SECTION("an integer parameter that is not an integer")
+    {
+        test::raw_connection raw(srv.port());
+        CHECK(raw.http_status(test::upgrade_request("/ws/rooms/lobby/seven")) == 404);
+    }
+    SECTION("a plain GET to a WebSocket path")
+    {
+        test::raw_connection raw(srv.port());
+        raw.write("GET /ws/probe HTTP/1.1\r\nHost: x\r\n\r\n");
+        auto [reply, closed] = raw.read_until_closed();
+        CHECK(reply.starts_with("HTTP/1.1 426"));
+        CHECK(reply.find("Upgrade: websocket") != std::string::npos);
+        CHECK(closed);
+    }
+    SECTION("request headers over max_request_bytes")
+    {
+        test::raw_connection raw(srv.port());
+        CHECK(raw.http_status("GET /ws/probe HTTP/1.1\r\nX-Big: " + std::string(9000, 'a') +
+                              "\r\n\r\n") == 431);
+    }
+    SECTION("garbage instead of HTTP")
+    {
+        test::raw_connection raw(srv.port());
+        CHECK(raw.http_status("\x16\x03\x01 not http\r\n\r\n") == 400);
+    }
+    CHECK(p.count("open") == 0);
+}
+
+TEST_CASE("A client that sends nothing is cut off at the handshake timeout", "[http][limits]")
+{
+    probe p;
+    test::log_capture log;
+    auto options = test::test_options(log);
+    options.handshake_timeout = 300ms;
+    test::running_server srv(std::move(options), probe_routes(p));
+    test::raw_connection raw(srv.port());
+    raw.write("GET /ws/probe HTTP/1.1\r\n"); // and never the rest
+    auto [reply, closed] = raw.read_until_closed(10s);
+    CHECK(closed);
+    CHECK(reply.empty());
+}
+
+TEST_CASE("Path and query parameters reach the view, percent-decoded", "[request]")
+{
+    probe p;
+    test::log_capture log;
+    test::running_server srv(test::test_options(log), probe_routes(p));
+    mallard::testing::client c{srv.port(), "/ws/rooms/the%20lobby/42?name=ann%20b&x=1"};
+    auto greeting = c.receive();
+    REQUIRE(greeting);
+    CHECK(greeting->data == "the lobby|ann b|/ws/rooms/the lobby/42|42");
+}
+
+TEST_CASE("A view sending to its own slow client waits instead of overflowing", "[send]")
+{
+    // 32 MiB pushed through a 1 MiB queue: without the wait the queue would
+    // pass its bound and the connection would close with 1008.
+    test::log_capture log;
+    test::running_server srv(test::test_options(log), mallard::router{mallard::path<pusher>("/p", "p")});
+    mallard::testing::client c{srv.port(), "/p"};
+    for (int i = 0; i < 512; ++i) {
+        auto m = c.receive(10s);
+        REQUIRE(m);
+        REQUIRE(m->data.substr(0, 8) == std::to_string(10000000 + i));
+        if (i < 64)
+            std::this_thread::sleep_for(1ms); // a slow reader at first, not a synchronisation
+    }
+}
+
+TEST_CASE("A client that stops reading is closed with 1008 when its queue passes the bound",
+          "[send][limits]")
+{
+    probe p;
+    struct flooder : mallard::websocket_view {
+        explicit flooder(probe& pr) : p(pr) {}
+        mallard::task<> on_open() override
+        {
+            // Through the connection handle: no waiting, as a broadcast would send.
+            auto self = connection();
+            std::string chunk(16 * 1024, 'f');
+            for (int i = 0; i < 4096 && self.send_binary(chunk) == mallard::send_status::queued; ++i)
+                ;
+            co_return;
+        }
+        mallard::task<> on_close(mallard::close_reason why) override
+        {
+            p.record("close:" + std::string(to_string(why.cause)) + ":" +
+                     std::to_string(static_cast<unsigned>(why.code)));
+            co_return;
+        }
+        probe& p;
+    };
+    test::log_capture log;
+    test::running_server srv(
+        test::test_options(log),
+        mallard::router{mallard::path("/f", [&p] { return std::make_unique<flooder>(p); }, "f",
+                                      {.max_send_queue_bytes = 256 * 1024,
+                                       .send_queue_high_water = 128 * 1024})});
+    test::raw_connection raw(srv.port()); // never reads until the end
+    raw.write(test::upgrade_request("/f"));
+    REQUIRE(p.wait_for("close:slow consumer:1008"));
+}
+
+TEST_CASE("Keep-alive pings reach the client, and its pongs keep the connection open",
+          "[limits]")
+{
+    probe p;
+    test::log_capture log;
+    test::running_server srv(test::test_options(log),
+                             probe_routes(p, {.receive_timeout = 200ms, .ping_interval = 50ms}));
+    mallard::testing::client c{srv.port(), "/ws/probe"};
+    int pings = 0;
+    c.stream().control_callback([&](boost::beast::websocket::frame_type kind, auto) {
+        if (kind == boost::beast::websocket::frame_type::ping)
+            ++pings;
+    });
+    // No message comes: the read answers pings until its deadline passes.
+    CHECK_THROWS_WITH(c.receive(600ms), Contains("nothing arrived"));
+    CHECK(pings >= 3);
+    auto const closed = p.wait_for_prefix("close:");
+    REQUIRE(closed);
+    CHECK(*closed == "close:network error:1006"); // ended by the client, not by the timeout
+}
+
+TEST_CASE("Server setup errors throw with a message that says what to fix", "[setup]")
+{
+    probe p;
+    test::log_capture log;
+    SECTION("a port in use")
+    {
+        test::running_server first(test::test_options(log), probe_routes(p));
+        auto options = test::test_options(log);
+        options.port = first.port();
+        CHECK_THROWS_WITH((mallard::server{options, probe_routes(p)}),
+                          Contains("cannot listen on 127.0.0.1:") &&
+                              Contains("is another process using the port?"));
+    }
+    SECTION("an address that is not an IP address")
+    {
+        auto options = test::test_options(log);
+        options.address = "localhost:80";
+        CHECK_THROWS_WITH((mallard::server{options, probe_routes(p)}),
+                          Contains("address \"localhost:80\" is not an IPv4 or IPv6 address"));
+    }
+    SECTION("a router without routes")
+    {
+        CHECK_THROWS_WITH((mallard::server{test::test_options(log), mallard::router{}}),
+                          Contains("the router has no routes"));
+    }
+    SECTION("running twice")
+    {
+        mallard::server srv{test::test_options(log), probe_routes(p)};
+        srv.stop();
+        srv.run(); // returns at once: stopped before it ran
+        CHECK_THROWS_WITH(srv.run(), Contains("a server runs once"));
+    }
+}

@@ -1,0 +1,330 @@
+// SPDX-License-Identifier: BSL-1.0
+// Sans-I/O units: no sockets, no event loop.
+
+#include <mallard/close_reason.hpp>
+#include <mallard/detail/route_pattern.hpp>
+#include <mallard/detail/send_queue.hpp>
+#include <mallard/options.hpp>
+#include <mallard/router.hpp>
+#include <mallard/websocket_view.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <vector>
+
+using Catch::Matchers::Contains;
+using mallard::detail::outbound_message;
+using mallard::detail::send_queue;
+
+namespace {
+
+struct plain_view : mallard::websocket_view {};
+
+struct tuned_view : mallard::websocket_view {
+    static constexpr auto receive_timeout = std::chrono::seconds{30};
+    static constexpr std::size_t max_frame_size = 64 * 1024;
+    static constexpr auto ping_interval = std::chrono::milliseconds{2500};
+};
+
+outbound_message text(std::size_t size)
+{
+    return {outbound_message::kind::text, std::string(size, 'x'), {}};
+}
+
+outbound_message text(std::string s)
+{
+    return {outbound_message::kind::text, std::move(s), {}};
+}
+
+std::vector<std::string> split(std::string const& path)
+{
+    std::vector<std::string> out;
+    std::size_t start = 1;
+    while (start <= path.size()) {
+        auto end = path.find('/', start);
+        if (end == std::string::npos)
+            end = path.size();
+        out.push_back(path.substr(start, end - start));
+        start = end + 1;
+    }
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("Patterns match literal, string and integer segments", "[router]")
+{
+    mallard::router urls{
+        mallard::path<plain_view>("/ws/echo", "echo"),
+        mallard::path<plain_view>("/ws/chat/<room>", "chat"),
+        mallard::path<plain_view>("/items/<int:id>/<str:part>", "item"),
+        mallard::path<plain_view>("/", "root"),
+    };
+    mallard::path_params params;
+
+    SECTION("a literal path")
+    {
+        auto const* r = urls.match(split("/ws/echo"), params);
+        REQUIRE(r != nullptr);
+        CHECK(r->name() == "echo");
+        CHECK(params.empty());
+    }
+    SECTION("a string parameter")
+    {
+        auto const* r = urls.match(split("/ws/chat/lobby"), params);
+        REQUIRE(r != nullptr);
+        CHECK(r->name() == "chat");
+        CHECK(params.at("room") == "lobby");
+    }
+    SECTION("an integer parameter accepts digits and a sign only")
+    {
+        REQUIRE(urls.match(split("/items/-42/head"), params) != nullptr);
+        CHECK(params.at("id") == "-42");
+        CHECK(params.at("part") == "head");
+        CHECK(urls.match(split("/items/4x2/head"), params) == nullptr);
+        CHECK(urls.match(split("/items/99999999999999999999/head"), params) == nullptr);
+    }
+    SECTION("the root pattern matches only the root")
+    {
+        auto const* r = urls.match({}, params);
+        REQUIRE(r != nullptr);
+        CHECK(r->name() == "root");
+    }
+    SECTION("paths of another length, or a trailing slash, or an empty parameter do not match")
+    {
+        CHECK(urls.match(split("/ws/echo/"), params) == nullptr);
+        CHECK(urls.match(split("/ws/chat/"), params) == nullptr);
+        CHECK(urls.match(split("/ws/chat/a/b"), params) == nullptr);
+        CHECK(urls.match(split("/ws"), params) == nullptr);
+    }
+}
+
+TEST_CASE("reverse() fills in and percent-encodes parameters", "[router]")
+{
+    mallard::router urls{
+        mallard::path<plain_view>("/ws/chat/<room>", "chat"),
+        mallard::path<plain_view>("/items/<int:id>", "item"),
+        mallard::path<plain_view>("/ws/echo", "echo"),
+    };
+    CHECK(urls.reverse("chat", {{"room", "lobby"}}) == "/ws/chat/lobby");
+    CHECK(urls.reverse("chat", {{"room", "a b/c?"}}) == "/ws/chat/a%20b%2Fc%3F");
+    CHECK(urls.reverse("item", {{"id", "17"}}) == "/items/17");
+    CHECK(urls.reverse("echo") == "/ws/echo");
+
+    CHECK_THROWS_WITH(urls.reverse("nope"), Contains("no route is named \"nope\""));
+    CHECK_THROWS_WITH(urls.reverse("chat"), Contains("missing parameter \"room\""));
+    CHECK_THROWS_WITH(urls.reverse("item", {{"id", "seven"}}),
+                      Contains("\"id\" must be an integer"));
+    CHECK_THROWS_WITH(urls.reverse("chat", {{"room", "x"}, {"rom", "y"}}),
+                      Contains("has no parameter \"rom\""));
+    CHECK_THROWS_WITH(urls.reverse("chat", {{"room", ""}}), Contains("must not be empty"));
+}
+
+TEST_CASE("Malformed patterns throw, naming the route and the fix", "[router][setup]")
+{
+    auto bad = [](char const* pattern) { return mallard::path<plain_view>(pattern, "r"); };
+    CHECK_THROWS_WITH(bad("ws/echo"), Contains("route \"r\"") && Contains("must start with '/'"));
+    CHECK_THROWS_WITH(bad(""), Contains("must start with '/'"));
+    CHECK_THROWS_WITH(bad("/ws//echo"), Contains("empty segment"));
+    CHECK_THROWS_WITH(bad("/ws/echo/"), Contains("trailing '/'"));
+    CHECK_THROWS_WITH(bad("/ws/<room"), Contains("lacks its closing '>'"));
+    CHECK_THROWS_WITH(bad("/ws/room-<id>"), Contains("must be a whole segment"));
+    CHECK_THROWS_WITH(bad("/ws/<float:x>"), Contains("unknown parameter type \"float\""));
+    CHECK_THROWS_WITH(bad("/ws/<1x>"), Contains("parameter name \"1x\""));
+    CHECK_THROWS_WITH(bad("/ws/<a>/<a>"), Contains("\"a\" appears twice"));
+    CHECK_THROWS_WITH(bad("/ws/<>"), Contains("parameter name \"\""));
+}
+
+TEST_CASE("Duplicate route names and patterns throw", "[router][setup]")
+{
+    CHECK_THROWS_WITH((mallard::router{mallard::path<plain_view>("/a", "same"),
+                                       mallard::path<plain_view>("/b", "same")}),
+                      Contains("route name \"same\" is used by both \"/a\" and \"/b\""));
+    CHECK_THROWS_WITH((mallard::router{mallard::path<plain_view>("/chat/<room>", "one"),
+                                       mallard::path<plain_view>("/chat/<name>", "two")}),
+                      Contains("matches the same paths as \"/chat/<room>\""));
+    // Same shape with different parameter types is allowed: the first match wins.
+    CHECK_NOTHROW((mallard::router{mallard::path<plain_view>("/x/<int:id>", "by_id"),
+                                   mallard::path<plain_view>("/x/<slug>", "by_slug")}));
+}
+
+TEST_CASE("Limits resolve route override over view member over library default", "[options]")
+{
+    SECTION("library defaults")
+    {
+        auto const limits = mallard::path<plain_view>("/a", "a").limits();
+        CHECK(limits.receive_timeout == std::chrono::seconds{120});
+        CHECK(limits.max_frame_size == 1024 * 1024);
+        CHECK(limits.max_message_size == 1024 * 1024); // follows max_frame_size
+        CHECK(limits.ping_interval.count() == 0);
+        CHECK(limits.slow_consumer == mallard::slow_consumer_policy::close);
+    }
+    SECTION("the view's class-level members")
+    {
+        auto const limits = mallard::path<tuned_view>("/a", "a").limits();
+        CHECK(limits.receive_timeout == std::chrono::seconds{30});
+        CHECK(limits.max_frame_size == 64 * 1024);
+        CHECK(limits.max_message_size == 64 * 1024);
+        CHECK(limits.ping_interval == std::chrono::milliseconds{2500});
+    }
+    SECTION("a route's overrides")
+    {
+        auto const limits =
+            mallard::path<tuned_view>("/a", "a",
+                                      {.receive_timeout = std::chrono::milliseconds{250},
+                                       .max_message_size = 1 << 20,
+                                       .slow_consumer = mallard::slow_consumer_policy::keep_latest})
+                .limits();
+        CHECK(limits.receive_timeout == std::chrono::milliseconds{250});
+        CHECK(limits.max_frame_size == 64 * 1024);
+        CHECK(limits.max_message_size == 1 << 20);
+        CHECK(limits.slow_consumer == mallard::slow_consumer_policy::keep_latest);
+    }
+    SECTION("a factory route reads the options of the view type it returns")
+    {
+        auto r = mallard::path("/t", [] { return std::make_unique<tuned_view>(); }, "t");
+        CHECK(r.limits().max_frame_size == 64 * 1024);
+        CHECK(r.make_view() != nullptr);
+    }
+}
+
+TEST_CASE("Invalid limits throw at registration, naming the route and the option", "[options][setup]")
+{
+    CHECK_THROWS_WITH(mallard::path<plain_view>("/a", "a", {.max_frame_size = 0}),
+                      Contains("mallard::path(\"/a\", \"a\")") &&
+                          Contains("max_frame_size must be at least 1 byte"));
+    CHECK_THROWS_WITH(
+        mallard::path<plain_view>("/a", "a", {.max_frame_size = 100, .max_message_size = 10}),
+        Contains("max_message_size must be at least max_frame_size"));
+    CHECK_THROWS_WITH(
+        mallard::path<plain_view>("/a", "a", {.receive_timeout = std::chrono::milliseconds{-1}}),
+        Contains("receive_timeout must not be negative"));
+    CHECK_THROWS_WITH(mallard::path<plain_view>("/a", "a", {.max_send_queue_bytes = 0}),
+                      Contains("max_send_queue_bytes must be at least 1 byte"));
+    CHECK_THROWS_WITH(mallard::path<plain_view>(
+                          "/a", "a", {.max_send_queue_bytes = 10, .send_queue_high_water = 11}),
+                      Contains("send_queue_high_water must not exceed max_send_queue_bytes"));
+}
+
+TEST_CASE("Invalid server options throw, naming the field", "[options][setup]")
+{
+    CHECK_THROWS_WITH(mallard::detail::check_server_options({.threads = 0}),
+                      Contains("threads must be at least 1"));
+    CHECK_THROWS_WITH(
+        mallard::detail::check_server_options({.handshake_timeout = std::chrono::milliseconds{0}}),
+        Contains("handshake_timeout must be positive"));
+    CHECK_THROWS_WITH(mallard::detail::check_server_options({.max_request_bytes = 10}),
+                      Contains("max_request_bytes must be at least 256"));
+    CHECK_NOTHROW(mallard::detail::check_server_options({}));
+}
+
+TEST_CASE("The send queue counts bytes and keeps order", "[send_queue]")
+{
+    send_queue q(100, mallard::slow_consumer_policy::close);
+    REQUIRE(q.push(text("one")) == send_queue::push_result::queued);
+    REQUIRE(q.push(text("two")) == send_queue::push_result::queued);
+    CHECK(q.bytes() == 6);
+    CHECK(q.has_waiting());
+    CHECK(q.begin_write().bytes() == "one");
+    CHECK(q.has_waiting()); // "two" still waits
+    q.end_write();
+    CHECK(q.bytes() == 3);
+    CHECK(q.begin_write().bytes() == "two");
+    q.end_write();
+    CHECK(q.bytes() == 0);
+    CHECK_FALSE(q.has_waiting());
+}
+
+TEST_CASE("Policy close: passing the bound reports overflow and queues nothing", "[send_queue]")
+{
+    send_queue q(100, mallard::slow_consumer_policy::close);
+    REQUIRE(q.push(text(60)) == send_queue::push_result::queued);
+    REQUIRE(q.push(text(40)) == send_queue::push_result::queued); // exactly at the bound
+    CHECK(q.push(text(1)) == send_queue::push_result::overflow);
+    CHECK(q.bytes() == 100);
+    CHECK(q.size() == 2);
+}
+
+TEST_CASE("A message larger than the bound still fits an empty queue", "[send_queue]")
+{
+    for (auto policy : {mallard::slow_consumer_policy::close,
+                        mallard::slow_consumer_policy::drop_oldest,
+                        mallard::slow_consumer_policy::keep_latest}) {
+        send_queue q(100, policy);
+        CHECK(q.push(text(1000)) == send_queue::push_result::queued);
+        CHECK(q.bytes() == 1000);
+    }
+}
+
+TEST_CASE("Policy drop_oldest drops waiting messages, never the one in flight", "[send_queue]")
+{
+    send_queue q(10, mallard::slow_consumer_policy::drop_oldest);
+    REQUIRE(q.push(text("aaaa")) == send_queue::push_result::queued);
+    CHECK(q.begin_write().bytes() == "aaaa"); // in flight
+    REQUIRE(q.push(text("bbbb")) == send_queue::push_result::queued);
+    REQUIRE(q.push(text("cccc")) == send_queue::push_result::queued); // drops "bbbb"
+    CHECK(q.dropped() == 1);
+    CHECK(q.bytes() == 8);
+    q.end_write();
+    CHECK(q.begin_write().bytes() == "cccc");
+    q.end_write();
+    CHECK(q.bytes() == 0);
+}
+
+TEST_CASE("Policy keep_latest keeps only the newest waiting message", "[send_queue]")
+{
+    send_queue q(1000, mallard::slow_consumer_policy::keep_latest);
+    REQUIRE(q.push(text("1")) == send_queue::push_result::queued);
+    (void)q.begin_write();
+    for (auto s : {"2", "3", "4"})
+        REQUIRE(q.push(text(s)) == send_queue::push_result::queued);
+    CHECK(q.size() == 2);
+    CHECK(q.dropped() == 2);
+    q.end_write();
+    CHECK(q.begin_write().bytes() == "4");
+}
+
+TEST_CASE("Pings are never dropped by a policy", "[send_queue]")
+{
+    send_queue q(4, mallard::slow_consumer_policy::keep_latest);
+    REQUIRE(q.push({outbound_message::kind::ping, "p", {}}) == send_queue::push_result::queued);
+    REQUIRE(q.push(text("a")) == send_queue::push_result::queued);
+    REQUIRE(q.push(text("b")) == send_queue::push_result::queued);
+    CHECK(q.begin_write().type == outbound_message::kind::ping);
+    q.end_write();
+    CHECK(q.begin_write().bytes() == "b");
+}
+
+TEST_CASE("clear_waiting keeps the message in flight", "[send_queue]")
+{
+    send_queue q(100, mallard::slow_consumer_policy::close);
+    REQUIRE(q.push(text("x")) == send_queue::push_result::queued);
+    REQUIRE(q.push(text("yy")) == send_queue::push_result::queued);
+    (void)q.begin_write();
+    q.clear_waiting();
+    CHECK(q.size() == 1);
+    CHECK(q.bytes() == 1);
+    CHECK_FALSE(q.has_waiting());
+}
+
+TEST_CASE("Only RFC 6455 sendable close codes may be sent", "[close]")
+{
+    using mallard::close_code;
+    for (auto code : {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1011, 1012, 1013, 3000, 4999})
+        CHECK(mallard::is_sendable(static_cast<close_code>(code)));
+    for (auto code : {0, 999, 1004, 1005, 1006, 1010, 1014, 1015, 2999, 5000})
+        CHECK_FALSE(mallard::is_sendable(static_cast<close_code>(code)));
+}
+
+TEST_CASE("A view that is not attached reports every send as closed", "[view]")
+{
+    plain_view view;
+    CHECK_FALSE(view.is_open());
+    CHECK(view.ping() == mallard::send_status::closed);
+    CHECK_FALSE(view.connection().is_open());
+    CHECK(view.connection().send_text("x") == mallard::send_status::closed);
+    CHECK_THROWS_WITH(view.request(), Contains("available from on_open on"));
+    CHECK_THROWS_WITH(view.close(mallard::close_code::abnormal),
+                      Contains("code 1006 may not be sent"));
+}
