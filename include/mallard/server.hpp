@@ -214,15 +214,15 @@ private:
             session->close(close_code::going_away, "server shutdown", close_cause::shutdown);
         for (auto* stream : w.handshakes)
             stream->close(); // its read ends with operation_aborted; no answer is owed
-        w.shutdown_timer.expires_after(state_->options.shutdown_grace);
-        w.shutdown_timer.async_wait([this, &w](error_code ec) {
+        w.shutdown_timer->expires_after(state_->options.shutdown_grace);
+        w.shutdown_timer->async_wait([this, &w](error_code ec) {
             if (ec)
                 return;
             for (auto* session : std::vector(w.sessions.begin(), w.sessions.end()))
                 session->abort();
             // on_close handlers get one more grace period; then the loop stops.
-            w.shutdown_timer.expires_after(state_->options.shutdown_grace);
-            w.shutdown_timer.async_wait([this, &w](error_code ec2) {
+            w.shutdown_timer->expires_after(state_->options.shutdown_grace);
+            w.shutdown_timer->async_wait([this, &w](error_code ec2) {
                 if (ec2)
                     return;
                 state_->options.log.write(log_level::error, log_category::diagnostic,

@@ -4,6 +4,7 @@
 #include <mallard/close_reason.hpp>
 #include <mallard/detail/route_pattern.hpp>
 #include <mallard/detail/send_queue.hpp>
+#include <mallard/detail/utf8.hpp>
 #include <mallard/options.hpp>
 #include <mallard/router.hpp>
 #include <mallard/websocket_view.hpp>
@@ -327,4 +328,19 @@ TEST_CASE("A view that is not attached reports every send as closed", "[view]")
     CHECK_THROWS_WITH(view.request(), Contains("available from on_open on"));
     CHECK_THROWS_WITH(view.close(mallard::close_code::abnormal),
                       Contains("code 1006 may not be sent"));
+}
+
+TEST_CASE("A text message must not end inside a UTF-8 sequence", "[utf8]")
+{
+    using mallard::detail::utf8_tail_complete;
+    CHECK(utf8_tail_complete(""));
+    CHECK(utf8_tail_complete("plain ascii"));
+    CHECK(utf8_tail_complete("caf\xc3\xa9"));
+    CHECK(utf8_tail_complete("\xe2\x82\xac"));
+    CHECK(utf8_tail_complete("\xf0\x9f\x98\x80"));
+    CHECK_FALSE(utf8_tail_complete("\xce"));
+    CHECK_FALSE(utf8_tail_complete("ab\xe2\x82"));
+    CHECK_FALSE(utf8_tail_complete("\xf0\x9f\x98"));
+    CHECK_FALSE(utf8_tail_complete("\xba"));
+    CHECK_FALSE(utf8_tail_complete("a\xc3\xa9\xa9"));
 }

@@ -16,6 +16,7 @@
 
 #include <mallard/close_reason.hpp>
 #include <mallard/detail/session_base.hpp>
+#include <mallard/detail/utf8.hpp>
 #include <mallard/detail/worker.hpp>
 #include <mallard/version.hpp>
 #include <mallard/websocket_view.hpp>
@@ -135,9 +136,12 @@ private:
                 co_return classify(ec);
             // After we ask to close, data still in flight from the peer is
             // read (to reach its close frame) but not delivered.
+            auto const op = ws_.got_text() ? opcode::text : opcode::binary;
+            std::string_view data(static_cast<char const*>(buffer_.data().data()), size);
+            if (op == opcode::text && !utf8_tail_complete(data))
+                request_close(close_code::invalid_payload, "invalid UTF-8",
+                              close_cause::invalid_payload); // RFC 6455 section 8.1
             if (!close_request_) {
-                auto const op = ws_.got_text() ? opcode::text : opcode::binary;
-                std::string_view data(static_cast<char const*>(buffer_.data().data()), size);
                 try {
                     co_await view_->on_receive(data, op);
                 } catch (...) {
@@ -208,7 +212,7 @@ private:
                     wake = std::min(wake, next_ping);
             }
             timer_.expires_at(wake);
-            auto [ec] = co_await timer_.async_wait(use_tuple);
+            co_await timer_.async_wait(use_tuple); // woken early when rescheduled
             if (ended_)
                 break;
             auto const now = clock::now();

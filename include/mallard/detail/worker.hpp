@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <memory>
 #include <optional>
 #include <unordered_set>
 
@@ -23,12 +24,39 @@ namespace mallard::detail {
 class session_base;
 
 struct worker {
-    worker() : ioc(1), guard(ioc.get_executor()), shutdown_timer(ioc) {}
+    worker()
+        : loop_(std::make_unique<net::io_context>(1))
+        , ioc(*loop_)
+        , guard(std::in_place, ioc.get_executor())
+        , shutdown_timer(std::in_place, ioc)
+    {
+    }
 
+    // Coroutines still suspended when the server goes away are destroyed with
+    // the loop, and their destructors deregister here: so the loop goes
+    // first, while the registries still exist, and after the objects bound to it.
+    ~worker()
+    {
+        tearing_down_ = true;
+        shutdown_timer.reset();
+        guard.reset();
+        loop_.reset();
+    }
+
+    worker(worker const&) = delete;
+    worker& operator=(worker const&) = delete;
+
+private:
+    std::unique_ptr<net::io_context> loop_;
+    bool tearing_down_ = false;
+
+public:
     /// Concurrency hint 1: exactly one thread runs this loop.
-    net::io_context ioc;
+    net::io_context& ioc;
     /// Keeps `run()` going while idle; reset once the worker has drained.
     std::optional<net::executor_work_guard<executor_type>> guard;
+    /// Bounds the shutdown: the grace period, then a last one for on_close.
+    std::optional<net::steady_timer> shutdown_timer;
     /// Open WebSocket connections, for shutdown.
     std::unordered_set<session_base*> sessions;
     /// Streams still in the HTTP upgrade, so shutdown can cut them.
@@ -37,8 +65,6 @@ struct worker {
     std::atomic<std::size_t> open_count{0};
     /// Set on this thread once the server is stopping.
     bool stopping = false;
-    /// Bounds the shutdown: the grace period, then a last one for on_close.
-    net::steady_timer shutdown_timer;
 
     void add(session_base* s)
     {
@@ -56,10 +82,10 @@ struct worker {
     /// Ends the loop once the server is stopping and nothing is left on it.
     void maybe_finish()
     {
-        if (stopping && sessions.empty() && handshakes.empty()) {
-            guard.reset();
-            shutdown_timer.cancel();
-        }
+        if (tearing_down_ || !stopping || !sessions.empty() || !handshakes.empty())
+            return;
+        guard.reset();
+        shutdown_timer->cancel();
     }
 };
 
