@@ -4,6 +4,7 @@
 
 // Every public header of mallard.
 
+#include <mallard/backplane.hpp>
 #include <mallard/close_reason.hpp>
 #include <mallard/connection.hpp>
 #include <mallard/logger.hpp>
@@ -13,6 +14,7 @@
 #include <mallard/router.hpp>
 #include <mallard/send_status.hpp>
 #include <mallard/server.hpp>
+#include <mallard/server_stats.hpp>
 #include <mallard/task.hpp>
 #include <mallard/version.hpp>
 #include <mallard/websocket_view.hpp>

@@ -2,11 +2,19 @@
 #ifndef MALLARD_OPTIONS_HPP
 #define MALLARD_OPTIONS_HPP
 
+#include <mallard/backplane.hpp>
 #include <mallard/logger.hpp>
+#include <mallard/request.hpp>
+
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <cstddef>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -24,6 +32,14 @@ enum class slow_consumer_policy {
     drop_oldest, ///< discard the oldest unsent messages until the new one fits
     keep_latest, ///< while the client is behind, keep only its newest message
 };
+
+/** Your own answer to a plain HTTP request that no WebSocket route claims.
+
+    Return a response to send it, or nothing to let the server go on (health
+    check, static files, 404). Runs on a server thread: it must not block.
+*/
+using http_handler =
+    std::function<std::optional<http::response<http::string_body>>(request const&)>;
 
 /** Options of a whole server; an aggregate for designated initializers.
 
@@ -53,6 +69,16 @@ struct server_options {
     /// How long `stop()` waits for clients to finish the closing handshake
     /// before their sockets are cut. Default 5 s.
     std::chrono::milliseconds shutdown_grace = std::chrono::seconds{5};
+    /// A folder whose files are served for GET and HEAD requests that no
+    /// WebSocket route claims (index.html for a folder); empty: none.
+    std::string static_directory{};
+    /// A path that answers 200 "ok" to GET, for load balancers; empty: none.
+    std::string health_path = "/healthz";
+    /// Tried first for plain HTTP requests that no WebSocket route claims.
+    mallard::http_handler http_handler{};
+    /// Carries group publishes between processes. Default (empty): an
+    /// `in_process_backplane`, so publishes reach this process's members.
+    std::shared_ptr<mallard::backplane> backplane{};
     /// Whether `run()` turns SIGINT and SIGTERM into a graceful `stop()`.
     /// Default true; turn off when embedding in a program that owns signals.
     bool handle_signals = true;
@@ -89,6 +115,7 @@ struct connection_limits {
     /// The bound on bytes queued for sending to this client.
     std::size_t max_send_queue_bytes;
     /// A view sending to itself waits while its queue holds more than this.
+    /// Zero in a view means a quarter of max_send_queue_bytes.
     std::size_t send_queue_high_water;
     /// Send a ping this often while the connection is idle; zero never.
     std::chrono::milliseconds ping_interval;
@@ -121,6 +148,8 @@ connection_limits resolve_limits(route_options const& route, std::string const& 
     };
     if (limits.max_message_size == 0)
         limits.max_message_size = limits.max_frame_size;
+    if (limits.send_queue_high_water == 0)
+        limits.send_queue_high_water = limits.max_send_queue_bytes / 4;
     if (limits.max_frame_size == 0)
         throw_bad_option(where, "max_frame_size", "must be at least 1 byte");
     if (limits.max_message_size < limits.max_frame_size)
@@ -151,6 +180,16 @@ inline void check_server_options(server_options const& options)
                          "must be at least 256 bytes to hold an upgrade request");
     if (options.shutdown_grace.count() < 0)
         throw_bad_option(where, "shutdown_grace", "must not be negative");
+    if (!options.static_directory.empty()) {
+        std::error_code ec;
+        if (!std::filesystem::is_directory(options.static_directory, ec))
+            throw_bad_option(where, "static_directory",
+                             ("\"" + options.static_directory +
+                              "\" is not a readable folder; give an existing folder or leave it empty")
+                                 .c_str());
+    }
+    if (!options.health_path.empty() && options.health_path.front() != '/')
+        throw_bad_option(where, "health_path", "must start with '/' (or be empty to turn it off)");
 }
 } // namespace detail
 

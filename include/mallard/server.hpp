@@ -3,10 +3,12 @@
 #define MALLARD_SERVER_HPP
 
 #include <mallard/detail/config.hpp>
+#include <mallard/detail/fanout.hpp>
 #include <mallard/detail/listener.hpp>
 #include <mallard/detail/worker.hpp>
 #include <mallard/options.hpp>
 #include <mallard/router.hpp>
+#include <mallard/server_stats.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -62,7 +64,14 @@ public:
         state_->options = std::move(options);
         state_->routes = std::move(routes);
         for (unsigned i = 0; i < state_->options.threads; ++i)
-            workers_.push_back(std::make_unique<detail::worker>());
+            workers_.push_back(std::make_unique<detail::worker>(i));
+        auto carrier = state_->options.backplane;
+        if (!carrier)
+            carrier = std::make_shared<in_process_backplane>();
+        fanout_.emplace(workers_, std::move(carrier));
+        state_->groups = &*fanout_;
+        if (!state_->options.static_directory.empty())
+            state_->static_root = std::filesystem::canonical(state_->options.static_directory);
         open_acceptor();
     }
 
@@ -85,6 +94,31 @@ public:
         std::size_t total = 0;
         for (auto const& w : workers_)
             total += w->open_count.load(std::memory_order_relaxed);
+        return total;
+    }
+
+    /** Sends a message to every member of `group`, from any thread, also
+        one that is not a server thread. Never waits, never throws.
+
+        @return the number of members on this server when it was published.
+    */
+    std::size_t publish(std::string const& group, std::string message, opcode op = opcode::text)
+    {
+        return fanout_->publish(group, std::make_shared<std::string const>(std::move(message)), op,
+                                0);
+    }
+
+    /// The number of members of `group` on this server; any thread.
+    std::size_t group_size(std::string const& group) const { return fanout_->size(group); }
+
+    /// The server's counters; any thread.
+    server_stats stats() const
+    {
+        server_stats total;
+        for (auto const& w : workers_) {
+            w->stats.add_to(total);
+            total.connections_open += w->open_count.load(std::memory_order_relaxed);
+        }
         return total;
     }
 
@@ -119,7 +153,8 @@ public:
         run_worker(first);
         for (auto& t : threads)
             t.join();
-        state_->options.log.write(log_level::notice, log_category::diagnostic, "server stopped");
+        state_->options.log.write(log_level::notice, log_category::diagnostic,
+                                  "server stopped; " + stats().summary());
     }
 
     /** Stops gracefully: stop accepting, close every connection with 1001,
@@ -261,6 +296,7 @@ private:
 
     std::unique_ptr<detail::server_state> state_;
     std::vector<std::unique_ptr<detail::worker>> workers_;
+    std::optional<detail::fanout> fanout_;
     std::optional<net::ip::tcp::acceptor> acceptor_;
     std::optional<net::signal_set> signals_;
     unsigned short port_ = 0;

@@ -26,6 +26,12 @@ namespace detail {
 struct view_access;
 }
 
+/// Who receives a view's `publish`.
+enum class audience {
+    everyone, ///< every member of the group, the sender included if a member
+    others,   ///< every member but the sending connection
+};
+
 /** The base class of every WebSocket endpoint: one object per connection.
 
     Subclass it, override the callbacks you need, and register the class on a
@@ -73,8 +79,9 @@ public:
     /// seconds of a busy feed, small enough that 1,000 stalled clients fit.
     static constexpr std::size_t max_send_queue_bytes = 4 * 1024 * 1024;
     /// `send_text`/`send_binary` from the view's own coroutines wait while
-    /// its queue holds more than this. Default 1 MiB.
-    static constexpr std::size_t send_queue_high_water = 1024 * 1024;
+    /// its queue holds more than this; 0 (the default) means a quarter of
+    /// `max_send_queue_bytes`, leaving room for what others send it.
+    static constexpr std::size_t send_queue_high_water = 0;
     /// Send a ping this often; 0 (the default) never. Turn it on to keep
     /// idle connections alive through proxies that drop quiet sockets.
     static constexpr std::chrono::seconds ping_interval{0};
@@ -189,6 +196,55 @@ public:
     {
         if (session_)
             session_->spawn(std::move(t));
+    }
+
+    /** Joins a group (a room, a topic); membership ends with the connection.
+
+        Joining twice is joining once. Call it from the view's own callbacks
+        and tasks.
+    */
+    void join(std::string group)
+    {
+        if (session_)
+            session_->join(std::move(group));
+    }
+
+    /// Leaves a group, if a member.
+    void leave(std::string const& group)
+    {
+        if (session_)
+            session_->leave(group);
+    }
+
+    /** Sends a message to every member of `group`, on every thread (and,
+        through the server's backplane, every process).
+
+        The payload is built once and shared; each member gets it through its
+        own queue, so no member, slow or not, delays the sender or the others.
+        Never waits, never throws.
+
+        @return the number of members on this server when it was published.
+    */
+    std::size_t publish(std::string const& group, std::string message,
+                        opcode op = opcode::text, audience to = audience::everyone)
+    {
+        return publish(group, std::make_shared<std::string const>(std::move(message)), op, to);
+    }
+
+    /// Publishes a payload already shared with other recipients.
+    std::size_t publish(std::string const& group, std::shared_ptr<std::string const> message,
+                        opcode op = opcode::text, audience to = audience::everyone)
+    {
+        if (!session_)
+            return 0;
+        return session_->groups().publish(group, std::move(message), op,
+                                          to == audience::others ? session_->id() : 0);
+    }
+
+    /// The number of members of `group` on this server.
+    std::size_t group_size(std::string const& group) const
+    {
+        return session_ ? session_->groups().size(group) : 0;
     }
 
     /// The upgrade request; available from `on_open` on.

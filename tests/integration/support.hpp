@@ -70,6 +70,18 @@ public:
         return found;
     }
 
+    /// Waits until `times` events starting with `prefix` have been recorded.
+    bool wait_for_prefix_count(std::string const& prefix, std::size_t times,
+                               std::chrono::milliseconds timeout = 20s)
+    {
+        std::unique_lock lock(mutex_);
+        return changed_.wait_for(lock, timeout, [&] {
+            return static_cast<std::size_t>(std::count_if(
+                       events_.begin(), events_.end(),
+                       [&](auto const& e) { return e.starts_with(prefix); })) >= times;
+        });
+    }
+
     std::size_t count(std::string const& event) const
     {
         std::lock_guard lock(mutex_);

@@ -159,6 +159,7 @@ TEST_CASE("Limits resolve route override over view member over library default",
         CHECK(limits.max_frame_size == 1024 * 1024);
         CHECK(limits.max_message_size == 1024 * 1024); // follows max_frame_size
         CHECK(limits.ping_interval.count() == 0);
+        CHECK(limits.send_queue_high_water == limits.max_send_queue_bytes / 4);
         CHECK(limits.slow_consumer == mallard::slow_consumer_policy::close);
     }
     SECTION("the view's class-level members")

@@ -8,6 +8,7 @@
 // over to detail::session.
 
 #include <mallard/detail/session.hpp>
+#include <mallard/detail/static_files.hpp>
 #include <mallard/detail/worker.hpp>
 #include <mallard/options.hpp>
 #include <mallard/request.hpp>
@@ -17,12 +18,16 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
+#include <boost/beast/http/file_body.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <boost/url/parse.hpp>
 
 #include <atomic>
+#include <filesystem>
+#include <optional>
+#include <tuple>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -36,6 +41,9 @@ struct server_state {
     server_options options;
     mallard::router routes;
     std::atomic<std::uint64_t> next_id{1};
+    group_hub* groups = nullptr;
+    /// The canonical static folder, when there is one.
+    std::optional<std::filesystem::path> static_root;
 };
 
 /// Keeps a stream in its worker's `handshakes` while in the HTTP phase, so
@@ -62,24 +70,77 @@ private:
     beast::tcp_stream* stream_;
 };
 
-/// Answers a request that will not become a WebSocket and ends the connection.
-inline task<void> refuse(beast::tcp_stream& stream, unsigned version, http::status status,
-                         std::string body, bool ask_for_upgrade = false)
+/// Writes a plain HTTP response; ends the connection unless `keep_alive`.
+template <class Body>
+task<bool> respond(beast::tcp_stream& stream, http::response<Body>& res, bool keep_alive)
+{
+    res.set(http::field::server, server_header);
+    res.keep_alive(keep_alive);
+    res.prepare_payload();
+    auto [ec, bytes] = co_await http::async_write(stream, res, use_tuple);
+    if (ec || !keep_alive) {
+        error_code ignored;
+        stream.socket().shutdown(net::ip::tcp::socket::shutdown_send, ignored);
+        co_return false;
+    }
+    co_return true;
+}
+
+/// Answers with a short text and `status`; returns whether to read another request.
+inline task<bool> respond_text(beast::tcp_stream& stream, unsigned version, http::status status,
+                               std::string body, bool keep_alive = false,
+                               bool ask_for_upgrade = false)
 {
     http::response<http::string_body> res{status, version};
-    res.set(http::field::server, server_header);
     res.set(http::field::content_type, "text/plain; charset=utf-8");
     if (ask_for_upgrade) { // RFC 7231 section 6.5.15: a 426 names the protocol to use
         res.set(http::field::upgrade, "websocket");
         res.set(http::field::connection, "Upgrade");
         res.set(http::field::sec_websocket_version, "13");
     }
-    res.keep_alive(false);
     res.body() = std::move(body);
-    res.prepare_payload();
-    co_await http::async_write(stream, res, use_tuple);
-    error_code ignored;
-    stream.socket().shutdown(net::ip::tcp::socket::shutdown_send, ignored);
+    co_return co_await respond(stream, res, keep_alive);
+}
+
+/// Serves a file from the static folder, or 404; GET and HEAD only.
+inline task<bool> respond_static(beast::tcp_stream& stream,
+                                 http::request<http::empty_body> const& req,
+                                 std::filesystem::path const& root,
+                                 std::vector<std::string> const& segments, logger const& log)
+{
+    auto const version = req.version();
+    bool const keep = req.keep_alive();
+    if (req.method() != http::verb::get && req.method() != http::verb::head) {
+        http::response<http::string_body> res{http::status::method_not_allowed, version};
+        res.set(http::field::allow, "GET, HEAD");
+        res.set(http::field::content_type, "text/plain; charset=utf-8");
+        res.body() = "Method not allowed\n";
+        co_return co_await respond(stream, res, keep);
+    }
+    auto const file = resolve_static_file(root, segments);
+    http::file_body::value_type body;
+    error_code ec;
+    if (file)
+        body.open(file->c_str(), beast::file_mode::scan, ec);
+    if (!file || ec) {
+        log.write(log_level::info, log_category::access, "404 for " + std::string(req.target()));
+        co_return co_await respond_text(stream, version, http::status::not_found, "Not found\n",
+                                        keep);
+    }
+    auto const type = content_type_for(*file);
+    if (req.method() == http::verb::head) {
+        http::response<http::empty_body> res{http::status::ok, version};
+        res.set(http::field::content_type, type);
+        res.content_length(body.size());
+        res.set(http::field::server, server_header);
+        res.keep_alive(keep);
+        auto [wec, bytes] = co_await http::async_write(stream, res, use_tuple);
+        co_return !wec && keep;
+    }
+    http::response<http::file_body> res{std::piecewise_construct, std::make_tuple(std::move(body)),
+                                        std::make_tuple(http::status::ok, version)};
+    res.set(http::field::content_type, type);
+    co_return co_await respond(stream, res, keep);
 }
 
 inline task<void> serve_connection(net::ip::tcp::socket socket, server_state& server, worker& w)
@@ -92,76 +153,115 @@ inline task<void> serve_connection(net::ip::tcp::socket socket, server_state& se
     stream.socket().set_option(net::ip::tcp::no_delay(true), ignored);
 
     handshake_registration registration{w, &stream};
-
     beast::flat_buffer buffer;
-    http::request_parser<http::empty_body> parser;
-    parser.header_limit(static_cast<std::uint32_t>(options.max_request_bytes));
-    stream.expires_after(options.handshake_timeout);
-    auto [ec, bytes] = co_await http::async_read(stream, buffer, parser, use_tuple);
-    if (ec) {
-        if (ec == http::error::header_limit)
-            co_await refuse(stream, 11, http::status::request_header_fields_too_large,
-                            "Request headers too large\n");
-        else if (ec != http::error::end_of_stream && ec != beast::error::timeout &&
-                 ec != net::error::operation_aborted && ec != net::error::eof &&
-                 ec != net::error::connection_reset)
-            co_await refuse(stream, 11, http::status::bad_request, "Bad request\n");
-        co_return;
-    }
-    auto upgrade = parser.release();
-    auto const version = upgrade.version();
+    for (;;) { // one request per turn: plain HTTP may keep the connection alive
+        http::request_parser<http::empty_body> parser;
+        parser.header_limit(static_cast<std::uint32_t>(options.max_request_bytes));
+        stream.expires_after(options.handshake_timeout);
+        auto [ec, bytes] = co_await http::async_read(stream, buffer, parser, use_tuple);
+        if (ec) {
+            if (ec == http::error::header_limit)
+                co_await respond_text(stream, 11, http::status::request_header_fields_too_large,
+                                      "Request headers too large\n");
+            else if (ec != http::error::end_of_stream && ec != beast::error::timeout &&
+                     ec != net::error::operation_aborted && ec != net::error::eof &&
+                     ec != net::error::connection_reset)
+                co_await respond_text(stream, 11, http::status::bad_request, "Bad request\n");
+            co_return;
+        }
+        auto upgrade = parser.release();
+        auto const version = upgrade.version();
 
-    auto url = boost::urls::parse_origin_form(upgrade.target());
-    if (!url) {
-        co_await refuse(stream, version, http::status::bad_request, "Bad request target\n");
-        co_return;
-    }
-    std::vector<std::string> segments;
-    for (auto segment : url->segments())
-        segments.push_back(std::move(segment));
-    path_params params;
-    route const* matched = server.routes.match(segments, params);
-    if (!matched) {
-        log.write(log_level::info, log_category::access,
-                  "404 for " + std::string(upgrade.target()));
-        co_await refuse(stream, version, http::status::not_found, "Not found\n");
-        co_return;
-    }
-    if (!websocket::is_upgrade(upgrade)) {
-        co_await refuse(stream, version, http::status::upgrade_required,
-                        "This is a WebSocket endpoint\n", true);
-        co_return;
-    }
-    if (w.stopping) {
-        co_await refuse(stream, version, http::status::service_unavailable,
-                        "Shutting down\n");
-        co_return;
-    }
+        auto url = boost::urls::parse_origin_form(upgrade.target());
+        if (!url) {
+            co_await respond_text(stream, version, http::status::bad_request,
+                                  "Bad request target\n");
+            co_return;
+        }
+        std::vector<std::string> segments;
+        for (auto segment : url->segments())
+            segments.push_back(std::move(segment));
+        path_params params;
+        route const* matched = server.routes.match(segments, params);
+        bool const is_upgrade = websocket::is_upgrade(upgrade);
+        if (!matched) {
+            if (is_upgrade) { // a WebSocket to nowhere
+                log.write(log_level::info, log_category::access,
+                          "404 for " + std::string(upgrade.target()));
+                co_await respond_text(stream, version, http::status::not_found, "Not found\n");
+                co_return;
+            }
+            // Plain HTTP beside the WebSockets: the user's handler, health, files.
+            bool keep = false;
+            mallard::request plain(upgrade, std::string(url->path()), {}, {});
+            std::optional<http::response<http::string_body>> answer;
+            if (options.http_handler) {
+                try {
+                    answer = options.http_handler(plain);
+                } catch (std::exception const& ex) {
+                    log.write(log_level::error, log_category::diagnostic,
+                              std::string("the http_handler threw: ") + ex.what());
+                    answer.emplace(http::status::internal_server_error, version);
+                    answer->body() = "Internal server error\n";
+                }
+            }
+            if (answer) {
+                answer->version(version);
+                keep = co_await respond(stream, *answer, upgrade.keep_alive());
+            } else if (!options.health_path.empty() && url->path() == options.health_path) {
+                keep = co_await respond_text(stream, version, http::status::ok, "ok\n",
+                                             upgrade.keep_alive());
+            } else if (server.static_root) {
+                keep = co_await respond_static(stream, upgrade, *server.static_root, segments, log);
+            } else {
+                log.write(log_level::info, log_category::access,
+                          "404 for " + std::string(upgrade.target()));
+                keep = co_await respond_text(stream, version, http::status::not_found,
+                                             "Not found\n", upgrade.keep_alive());
+            }
+            if (!keep || w.stopping)
+                co_return;
+            continue;
+        }
+        if (!is_upgrade) {
+            co_await respond_text(stream, version, http::status::upgrade_required,
+                                  "This is a WebSocket endpoint\n", false, true);
+            co_return;
+        }
+        if (w.stopping) {
+            co_await respond_text(stream, version, http::status::service_unavailable,
+                                  "Shutting down\n");
+            co_return;
+        }
 
-    std::unique_ptr<websocket_view> view;
-    try {
-        view = matched->make_view();
-    } catch (std::exception const& ex) {
-        log.write(log_level::error, log_category::diagnostic,
-                  "the view factory for " + matched->pattern() + " threw: " + ex.what());
-    }
-    if (!view) {
-        co_await refuse(stream, version, http::status::internal_server_error,
-                        "Internal server error\n");
+        std::unique_ptr<websocket_view> view;
+        try {
+            view = matched->make_view();
+        } catch (std::exception const& ex) {
+            log.write(log_level::error, log_category::diagnostic,
+                      "the view factory for " + matched->pattern() + " threw: " + ex.what());
+        }
+        if (!view) {
+            co_await respond_text(stream, version, http::status::internal_server_error,
+                                  "Internal server error\n");
+            co_return;
+        }
+
+        request::query_list query;
+        for (auto param : url->params())
+            query.emplace_back(std::move(param.key), std::move(param.value));
+        mallard::request req(upgrade, std::string(url->path()), std::move(params),
+                             std::move(query));
+
+        registration.release();
+        stream.expires_never(); // from here on Beast's WebSocket timeouts apply
+        auto connection = std::make_shared<session<beast::tcp_stream>>(
+            std::move(stream), std::move(view), matched->limits(), log,
+            server.next_id.fetch_add(1, std::memory_order_relaxed), w,
+            session_services{*server.groups, w.stats, w.index}, options.handshake_timeout);
+        co_await connection->run(std::move(upgrade), std::move(req));
         co_return;
     }
-
-    request::query_list query;
-    for (auto param : url->params())
-        query.emplace_back(std::move(param.key), std::move(param.value));
-    mallard::request req(upgrade, std::string(url->path()), std::move(params), std::move(query));
-
-    registration.release();
-    stream.expires_never(); // from here on Beast's WebSocket timeouts apply
-    auto connection = std::make_shared<session<beast::tcp_stream>>(
-        std::move(stream), std::move(view), matched->limits(), log,
-        server.next_id.fetch_add(1, std::memory_order_relaxed), w, options.handshake_timeout);
-    co_await connection->run(std::move(upgrade), std::move(req));
 }
 
 } // namespace mallard::detail

@@ -42,9 +42,9 @@ template <class Stream>
 class session final : public session_base {
 public:
     session(Stream stream, std::unique_ptr<websocket_view> view, connection_limits const& limits,
-            logger const& log, std::uint64_t id, worker& owner,
+            logger const& log, std::uint64_t id, worker& owner, session_services services,
             std::chrono::milliseconds handshake_timeout)
-        : session_base(owner.ioc.get_executor(), limits, log, id)
+        : session_base(owner.ioc.get_executor(), limits, log, id, services)
         , ws_(std::move(stream))
         , view_(std::move(view))
         , worker_(owner)
@@ -83,6 +83,7 @@ public:
             co_return;
         }
         worker_.add(this);
+        services_.stats.opened();
         if (worker_.stopping)
             request_close(close_code::going_away, "server shutdown", close_cause::shutdown);
         log_.write(log_level::info, log_category::access,
@@ -111,6 +112,8 @@ private:
         }
         close_reason why = co_await read_loop();
         mark_ended();
+        worker_.ended();
+        services_.stats.closed(static_cast<std::uint16_t>(why.code));
         abort(); // Beast has torn the connection down already unless it failed
         timer_.cancel();
         co_await stop_tasks();
@@ -134,6 +137,7 @@ private:
             reading_ = false;
             if (ec)
                 co_return classify(ec);
+            services_.stats.received(size);
             // After we ask to close, data still in flight from the peer is
             // read (to reach its close frame) but not delivered.
             auto const op = ws_.got_text() ? opcode::text : opcode::binary;
@@ -170,6 +174,8 @@ private:
                     std::tie(ec, written) = co_await ws_.async_write(
                         net::buffer(message.bytes().data(), message.bytes().size()), use_tuple);
                 }
+                if (!ec && message.type != outbound_message::kind::ping)
+                    services_.stats.sent(message.bytes().size());
                 wrote_one();
                 if (ec)
                     break; // the read loop sees the same failure and ends the connection

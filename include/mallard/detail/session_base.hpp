@@ -12,6 +12,8 @@
 
 #include <mallard/close_reason.hpp>
 #include <mallard/detail/config.hpp>
+#include <mallard/detail/group_hub.hpp>
+#include <mallard/detail/stats_counters.hpp>
 #include <mallard/detail/send_queue.hpp>
 #include <mallard/logger.hpp>
 #include <mallard/options.hpp>
@@ -28,6 +30,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -37,6 +40,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace mallard::detail {
 
@@ -64,11 +68,12 @@ private:
 class session_base : public std::enable_shared_from_this<session_base> {
 public:
     session_base(executor_type ex, connection_limits const& limits, logger const& log,
-                 std::uint64_t id)
+                 std::uint64_t id, session_services services)
         : executor_(ex)
         , limits_(limits)
         , log_(log)
         , id_(id)
+        , services_(services)
         , queue_(limits.max_send_queue_bytes, limits.slow_consumer)
         , writer_wakeup_(ex)
         , drained_(ex)
@@ -151,6 +156,27 @@ public:
                           }));
     }
 
+    /// This thread: joins `group`; membership ends with the connection.
+    void join(std::string group)
+    {
+        if (!is_open() || std::find(groups_.begin(), groups_.end(), group) != groups_.end())
+            return;
+        services_.groups.join(services_.worker_index, *this, group);
+        groups_.push_back(std::move(group));
+    }
+
+    /// This thread: leaves `group`, if a member.
+    void leave(std::string const& group)
+    {
+        auto const found = std::find(groups_.begin(), groups_.end(), group);
+        if (found == groups_.end())
+            return;
+        services_.groups.leave(services_.worker_index, *this, group);
+        groups_.erase(found);
+    }
+
+    group_hub& groups() const noexcept { return services_.groups; }
+
 protected:
     /// This thread: records the close request and wakes the writer to send it.
     void request_close(close_code code, std::string reason, close_cause cause)
@@ -174,6 +200,9 @@ protected:
     /// This thread: the reader has finished; nothing more will be sent.
     void mark_ended()
     {
+        for (auto const& group : groups_)
+            services_.groups.leave(services_.worker_index, *this, group);
+        groups_.clear();
         ended_ = true;
         closing_.store(true, std::memory_order_release);
         queue_.clear_waiting();
@@ -225,6 +254,7 @@ protected:
     connection_limits limits_;
     logger const& log_;
     std::uint64_t id_;
+    session_services services_;
     mallard::request request_;
     send_queue queue_;
     std::optional<close_request> close_request_;
@@ -236,7 +266,11 @@ private:
     {
         if (!is_open())
             return send_status::closed;
-        switch (queue_.push(std::move(message))) {
+        auto const dropped_before = queue_.dropped();
+        auto const result = queue_.push(std::move(message));
+        if (queue_.dropped() != dropped_before)
+            services_.stats.dropped(queue_.dropped() - dropped_before);
+        switch (result) {
         case send_queue::push_result::queued:
             writer_wakeup_.notify();
             return send_status::queued;
@@ -272,6 +306,7 @@ private:
     event tasks_done_;
     std::list<net::cancellation_signal> tasks_;
     unsigned throttled_ = 0;
+    std::vector<std::string> groups_; // few per connection: a vector beats a set
 };
 
 } // namespace mallard::detail

@@ -7,6 +7,7 @@
 // takes no lock.
 
 #include <mallard/detail/config.hpp>
+#include <mallard/detail/stats_counters.hpp>
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -17,15 +18,19 @@
 #include <cstddef>
 #include <memory>
 #include <optional>
+#include <string>
+#include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 namespace mallard::detail {
 
 class session_base;
 
 struct worker {
-    worker()
-        : loop_(std::make_unique<net::io_context>(1))
+    explicit worker(std::size_t position)
+        : index(position)
+        , loop_(std::make_unique<net::io_context>(1))
         , ioc(*loop_)
         , guard(std::in_place, ioc.get_executor())
         , shutdown_timer(std::in_place, ioc)
@@ -46,6 +51,9 @@ struct worker {
     worker(worker const&) = delete;
     worker& operator=(worker const&) = delete;
 
+    /// This worker's position among the server's.
+    std::size_t const index;
+
 private:
     std::unique_ptr<net::io_context> loop_;
     bool tearing_down_ = false;
@@ -61,21 +69,34 @@ public:
     std::unordered_set<session_base*> sessions;
     /// Streams still in the HTTP upgrade, so shutdown can cut them.
     std::unordered_set<beast::tcp_stream*> handshakes;
-    /// `sessions.size()`, readable from any thread.
+    /// Group name to this thread's members of it.
+    std::unordered_map<std::string, std::vector<session_base*>> groups;
+    /// This thread's counters.
+    stats_counters stats;
+    /// Connections open on this thread, readable from any thread.
     std::atomic<std::size_t> open_count{0};
     /// Set on this thread once the server is stopping.
     bool stopping = false;
 
+    /// A connection's upgrade is done: it counts as open.
     void add(session_base* s)
     {
         sessions.insert(s);
-        open_count.store(sessions.size(), std::memory_order_relaxed);
+        open_count.store(open_count.load(std::memory_order_relaxed) + 1,
+                         std::memory_order_relaxed);
     }
 
+    /// A connection has ended (before its on_close runs): no longer open.
+    void ended()
+    {
+        open_count.store(open_count.load(std::memory_order_relaxed) - 1,
+                         std::memory_order_relaxed);
+    }
+
+    /// A connection's coroutines have all finished.
     void remove(session_base* s)
     {
         sessions.erase(s);
-        open_count.store(sessions.size(), std::memory_order_relaxed);
         maybe_finish();
     }
 

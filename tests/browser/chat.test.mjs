@@ -1,0 +1,431 @@
+// Browser test for the mallard chat example: three real browser pages chat
+// through the example server, driven with playwright-core and the system's
+// Chromium (no browser is downloaded).
+//
+// Usage (dependencies are resolved from tests/browser/node_modules, so run
+// `npm ci` there once; the script itself can be started from any directory):
+//   (cd tests/browser && npm ci)
+//   node tests/browser/chat.test.mjs path/to/mallard_chat ARTIFACT_DIR
+//
+// Environment: CHROMIUM (default /usr/bin/chromium) selects the browser binary.
+// The last line printed is `browser: N passed, M failed`; the exit status is 0
+// only when every check passed.
+
+import { spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { chromium } from 'playwright-core';
+
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+const STARTUP_TIMEOUT_MS = 20_000; // server prints its listening line
+const LAUNCH_TIMEOUT_MS = 60_000; // browser starts
+const STEP_TIMEOUT_MS = 10_000; // every wait inside a page
+const SHUTDOWN_TIMEOUT_MS = 10_000; // server exits after SIGTERM
+const WATCHDOG_MS = 180_000; // the whole run
+const LISTENING_RE = /^listening on ws:\/\/127\.0\.0\.1:(\d+)$/;
+
+const ALICE_TEXT = 'hello from alice';
+const CAROL_TEXT = 'hello from carol';
+
+// ---- checks ----------------------------------------------------------------
+
+// Every named check is counted, in this order. When an early step fails the
+// checks that could not run are counted as failed, so the totals never shrink.
+const CHECKS = [
+  'server starts and prints its listening line',
+  'page is served at / with its script and stylesheet',
+  'alice joins lobby and sees "connected to lobby"',
+  'bob joins lobby and sees "connected to lobby"',
+  'carol joins other (URL parameters, autojoin) and sees "connected to other"',
+  'pages connect to /ws/chat/<room>?name=<name>',
+  'bob sees alice\'s join notice or member count 2',
+  'alice sends with Enter and sees her own message echoed',
+  'bob sees alice\'s message within 10 s',
+  'carol sends with the button and sees her own message',
+  'carol does not see alice\'s message (other room)',
+  'no script errors on any page',
+  'screenshot of bob\'s page saved',
+];
+
+const results = new Map(); // name -> { ok, detail }
+let activeServer = null; // the running server's child process, for the watchdog
+
+class Failure extends Error {}
+
+async function check(name, fn) {
+  if (!CHECKS.includes(name)) throw new Error(`unknown check: ${name}`);
+  try {
+    await fn();
+    results.set(name, { ok: true });
+    console.log(`PASS ${name}`);
+    return true;
+  } catch (err) {
+    const detail = err instanceof Failure ? err.message : (err && err.stack) || String(err);
+    results.set(name, { ok: false, detail });
+    console.log(`FAIL ${name}\n     ${detail.split('\n').join('\n     ')}`);
+    return false;
+  }
+}
+
+function expect(condition, message) {
+  if (!condition) throw new Failure(message);
+}
+
+function withTimeout(promise, ms, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Failure(`${what} timed out after ${ms / 1000} s`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+// ---- the server --------------------------------------------------------------
+
+function startServer(binary) {
+  const child = spawn(binary, ['--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  activeServer = child;
+  const output = []; // last lines of stdout and stderr, for failure reports
+  const remember = (line) => {
+    output.push(line);
+    if (output.length > 40) output.shift();
+  };
+  const exited = new Promise((resolveExit) => {
+    child.on('exit', (code, signal) => resolveExit({ code, signal }));
+    child.on('error', (err) => {
+      remember(`spawn error: ${err.message}`);
+      resolveExit({ code: null, signal: null, error: err });
+    });
+  });
+  createInterface({ input: child.stderr }).on('line', (line) => remember(`stderr: ${line}`));
+  const stdout = createInterface({ input: child.stdout });
+  const port = new Promise((resolvePort, reject) => {
+    let first = true;
+    stdout.on('line', (line) => {
+      remember(`stdout: ${line}`);
+      if (!first) return;
+      first = false;
+      const match = LISTENING_RE.exec(line);
+      if (match) resolvePort(Number(match[1]));
+      else reject(new Failure(`unexpected first line from the server: ${JSON.stringify(line)}`));
+    });
+    exited.then(({ code, signal, error }) =>
+      reject(new Failure(error ? `could not start ${binary}: ${error.message}`
+        : `server exited before listening (code ${code}, signal ${signal})`)));
+  });
+  port.catch(() => {}); // handled by the caller; avoid an unhandled rejection
+  return { child, port, exited, output };
+}
+
+async function stopServer(server) {
+  const { child, exited } = server;
+  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+  child.kill('SIGTERM');
+  try {
+    const { code, signal } = await withTimeout(exited, SHUTDOWN_TIMEOUT_MS, 'server shutdown');
+    console.log(`server stopped (code ${code}, signal ${signal})`);
+  } catch {
+    console.log('server did not stop after SIGTERM; killing it');
+    child.kill('SIGKILL');
+    await withTimeout(exited, SHUTDOWN_TIMEOUT_MS, 'server kill').catch(() => {});
+  }
+}
+
+// ---- pages ---------------------------------------------------------------------
+
+async function openPage(browser, label, url) {
+  const context = await browser.newContext({ viewport: { width: 900, height: 640 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(STEP_TIMEOUT_MS);
+  page.setDefaultNavigationTimeout(STEP_TIMEOUT_MS);
+  const info = { label, page, context, errors: [], console: [], sockets: [], failedRequests: [] };
+  page.on('pageerror', (err) => info.errors.push(err.message));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error' || msg.type() === 'warning') info.console.push(`${msg.type()}: ${msg.text()}`);
+  });
+  page.on('websocket', (ws) => info.sockets.push(ws.url()));
+  page.on('requestfailed', (req) => info.failedRequests.push(`${req.url()}: ${req.failure()?.errorText}`));
+  page.on('response', (res) => {
+    if (res.status() >= 400) info.failedRequests.push(`${res.url()}: HTTP ${res.status()}`);
+  });
+  const response = await page.goto(url, { waitUntil: 'load' });
+  expect(response && response.ok(), `${label}: GET ${url} answered ${response ? response.status() : 'nothing'}`);
+  return info;
+}
+
+async function joinWithForm(info, room, name) {
+  const { page } = info;
+  await page.fill('#room', room);
+  await page.fill('#name', name);
+  await page.click('#join');
+}
+
+async function waitForStatus(info, expected) {
+  try {
+    await info.page.waitForFunction(
+      (text) => document.querySelector('#status')?.textContent.trim() === text,
+      expected, { timeout: STEP_TIMEOUT_MS });
+  } catch {
+    const shown = await info.page.textContent('#status').catch(() => '?');
+    throw new Failure(`${info.label}: #status did not become "${expected}" within ` +
+      `${STEP_TIMEOUT_MS / 1000} s; it shows "${shown?.trim()}"`);
+  }
+}
+
+// True when the page's #messages has a .message from `name` with text `text`.
+function hasMessage(info, name, text) {
+  return info.page.evaluate(([n, t]) => [...document.querySelectorAll('#messages .message')].some(
+    (m) => m.querySelector('.name')?.textContent === n && m.querySelector('.text')?.textContent === t),
+  [name, text]);
+}
+
+async function waitForMessage(info, name, text) {
+  try {
+    await info.page.waitForFunction(([n, t]) => [...document.querySelectorAll('#messages .message')].some(
+      (m) => m.querySelector('.name')?.textContent === n && m.querySelector('.text')?.textContent === t),
+    [name, text], { timeout: STEP_TIMEOUT_MS });
+  } catch {
+    throw new Failure(`${info.label}: no .message from "${name}" with text "${text}" within ` +
+      `${STEP_TIMEOUT_MS / 1000} s`);
+  }
+}
+
+// What a page shows, for failure reports.
+async function describePage(info) {
+  const lines = [`--- ${info.label}'s page ---`];
+  try {
+    const shown = await withTimeout(info.page.evaluate(() => ({
+      url: location.href,
+      status: document.querySelector('#status')?.textContent.trim(),
+      members: document.querySelector('#members')?.textContent.trim(),
+      joined: document.querySelector('#leave') ? !document.querySelector('#leave').hidden : null,
+      messages: [...document.querySelectorAll('#messages > *')].map((el) =>
+        el.classList.contains('message')
+          ? `[${el.className}] ${el.querySelector('.name')?.textContent}: ${el.querySelector('.text')?.textContent}`
+          : `[${el.className}] ${el.textContent}`),
+    })), 5_000, 'reading the page');
+    lines.push(`url: ${shown.url}`, `#status: ${shown.status}`, `#members: ${shown.members}`,
+      `#leave visible: ${shown.joined}`, `#messages (${shown.messages.length}):`);
+    for (const m of shown.messages) lines.push(`  ${m}`);
+  } catch (err) {
+    lines.push(`(could not read the page: ${err.message})`);
+  }
+  lines.push(`websockets opened: ${info.sockets.join(', ') || 'none'}`);
+  if (info.errors.length) lines.push(`script errors: ${info.errors.join(' | ')}`);
+  if (info.console.length) lines.push(`console: ${info.console.join(' | ')}`);
+  if (info.failedRequests.length) lines.push(`failed requests: ${info.failedRequests.join(' | ')}`);
+  return lines.join('\n');
+}
+
+// ---- the run ---------------------------------------------------------------------
+
+async function run(binary, artifactDir) {
+  let server = null;
+  let browser = null;
+  const pages = [];
+
+  try {
+    // 1. the server
+    let port = 0;
+    const started = await check(CHECKS[0], async () => {
+      server = startServer(binary);
+      port = await withTimeout(server.port, STARTUP_TIMEOUT_MS, 'waiting for the listening line');
+    });
+    if (!started) return;
+    const origin = `http://127.0.0.1:${port}`;
+
+    // 2. the browser and the three pages
+    let alice, bob, carol;
+    const served = await check(CHECKS[1], async () => {
+      browser = await chromium.launch({
+        executablePath: CHROMIUM,
+        headless: true,
+        args: CHROMIUM_ARGS,
+        timeout: LAUNCH_TIMEOUT_MS,
+      });
+      alice = await openPage(browser, 'alice', `${origin}/`);
+      pages.push(alice);
+      const loaded = await alice.page.evaluate(() => ({
+        status: document.getElementById('status')?.textContent.trim(),
+        hasForm: ['room', 'name', 'join', 'leave', 'messages', 'text', 'send', 'status', 'members']
+          .filter((id) => !document.getElementById(id)),
+        room: document.getElementById('room')?.value,
+        styled: getComputedStyle(document.body).margin === '0px',
+      }));
+      expect(loaded.hasForm.length === 0, `elements missing from the page: #${loaded.hasForm.join(', #')}`);
+      expect(loaded.room === 'lobby', `#room defaults to "${loaded.room}", expected "lobby"`);
+      expect(loaded.styled, 'style.css does not seem to be applied');
+      expect(loaded.status === 'disconnected',
+        `#status shows "${loaded.status}" before joining, expected "disconnected" (did app.js run?)`);
+      const failed = alice.failedRequests.filter((r) => !r.includes('favicon'));
+      expect(failed.length === 0, `requests failed: ${failed.join(', ')}`);
+      bob = await openPage(browser, 'bob', `${origin}/`);
+      pages.push(bob);
+    });
+    if (!served) return;
+
+    // 3. joining: bob first, so that he sees alice arrive
+    const bobJoined = await check(CHECKS[3], async () => {
+      await joinWithForm(bob, 'lobby', 'bob');
+      await waitForStatus(bob, 'connected to lobby');
+    });
+    const aliceJoined = await check(CHECKS[2], async () => {
+      await joinWithForm(alice, 'lobby', 'alice');
+      await waitForStatus(alice, 'connected to lobby');
+    });
+    const carolJoined = await check(CHECKS[4], async () => {
+      carol = await openPage(browser, 'carol', `${origin}/?room=other&name=carol&autojoin=1`);
+      pages.push(carol);
+      await waitForStatus(carol, 'connected to other');
+      const prefilled = await carol.page.evaluate(() =>
+        [document.getElementById('room').value, document.getElementById('name').value]);
+      expect(prefilled[0] === 'other' && prefilled[1] === 'carol',
+        `URL parameters did not fill the form: room "${prefilled[0]}", name "${prefilled[1]}"`);
+    });
+
+    await check(CHECKS[5], async () => {
+      const expected = {
+        alice: `ws://127.0.0.1:${port}/ws/chat/lobby?name=alice`,
+        bob: `ws://127.0.0.1:${port}/ws/chat/lobby?name=bob`,
+        carol: `ws://127.0.0.1:${port}/ws/chat/other?name=carol`,
+      };
+      for (const info of pages) {
+        expect(info.sockets.includes(expected[info.label]),
+          `${info.label} opened ${info.sockets.join(', ') || 'no websocket'}, expected ${expected[info.label]}`);
+      }
+    });
+
+    await check(CHECKS[6], async () => {
+      expect(bobJoined && aliceJoined, 'alice or bob did not join');
+      try {
+        await bob.page.waitForFunction(() =>
+          document.querySelector('#members')?.textContent.trim() === '2' ||
+          [...document.querySelectorAll('#messages .notice')].some((n) => n.textContent.includes('alice')),
+        null, { timeout: STEP_TIMEOUT_MS });
+      } catch {
+        throw new Failure(`bob's page shows neither a notice about alice nor member count 2 ` +
+          `within ${STEP_TIMEOUT_MS / 1000} s`);
+      }
+    });
+
+    // 4. messages
+    let aliceSent = false;
+    await check(CHECKS[7], async () => {
+      expect(aliceJoined, 'alice did not join');
+      await alice.page.fill('#text', ALICE_TEXT);
+      await alice.page.press('#text', 'Enter');
+      aliceSent = true;
+      await waitForMessage(alice, 'alice', ALICE_TEXT);
+      const left = await alice.page.inputValue('#text');
+      expect(left === '', `#text still holds "${left}" after sending`);
+    });
+
+    const bobGot = await check(CHECKS[8], async () => {
+      expect(aliceSent, 'alice could not send her message');
+      expect(bobJoined, 'bob did not join');
+      await waitForMessage(bob, 'alice', ALICE_TEXT);
+    });
+
+    // Carol's own message is sent after bob has alice's, and is sent and
+    // echoed on the same connection that alice's message would have reached
+    // her by; so once it arrives, alice's would have too if rooms leaked.
+    const carolGot = await check(CHECKS[9], async () => {
+      expect(carolJoined, 'carol did not join');
+      await carol.page.fill('#text', CAROL_TEXT);
+      await carol.page.click('#send');
+      await waitForMessage(carol, 'carol', CAROL_TEXT);
+    });
+
+    await check(CHECKS[10], async () => {
+      expect(bobGot, 'bob never got alice\'s message, so its absence for carol means nothing');
+      expect(carolGot, 'carol never got her own message, so the absence of alice\'s means nothing');
+      const leaked = await hasMessage(carol, 'alice', ALICE_TEXT);
+      const anywhere = await carol.page.evaluate((t) =>
+        document.getElementById('messages').textContent.includes(t), ALICE_TEXT);
+      expect(!leaked && !anywhere, 'carol\'s page (room "other") shows alice\'s message from "lobby"');
+    });
+
+    await check(CHECKS[11], async () => {
+      const errors = pages.filter((p) => p.errors.length).map((p) => `${p.label}: ${p.errors.join(' | ')}`);
+      expect(errors.length === 0, `script errors: ${errors.join('; ')}`);
+    });
+
+    await check(CHECKS[12], async () => {
+      mkdirSync(artifactDir, { recursive: true });
+      const file = join(artifactDir, 'chat.png');
+      await bob.page.screenshot({ path: file, timeout: STEP_TIMEOUT_MS });
+      console.log(`screenshot: ${file}`);
+    });
+  } finally {
+    const failed = CHECKS.some((name) => !results.get(name)?.ok);
+    if (failed) {
+      for (const info of pages) console.log(await describePage(info));
+      if (server) console.log(`--- server output (last lines) ---\n${server.output.join('\n') || '(none)'}`);
+      for (const info of pages) {
+        if (info.label === 'bob' && results.get(CHECKS[12])?.ok) continue;
+        try {
+          mkdirSync(artifactDir, { recursive: true });
+          await info.page.screenshot({ path: join(artifactDir, `chat-${info.label}-failure.png`), timeout: 5_000 });
+        } catch {
+          // the page may be gone; the text description above is what matters
+        }
+      }
+    }
+    if (browser) await withTimeout(browser.close(), 15_000, 'closing the browser').catch((err) =>
+      console.log(`could not close the browser: ${err.message}`));
+    if (server) await stopServer(server);
+  }
+}
+
+function summarize() {
+  let passed = 0;
+  let failed = 0;
+  for (const name of CHECKS) {
+    const result = results.get(name);
+    if (result?.ok) {
+      passed += 1;
+    } else {
+      failed += 1;
+      if (!result) console.log(`FAIL ${name}\n     not run: an earlier step failed`);
+    }
+  }
+  console.log(`browser: ${passed} passed, ${failed} failed`);
+  return failed === 0 ? 0 : 1;
+}
+
+async function main() {
+  const [binaryArg, artifactArg] = process.argv.slice(2);
+  if (!binaryArg || !artifactArg) {
+    console.error('usage: node chat.test.mjs path/to/mallard_chat ARTIFACT_DIR');
+    process.exit(2);
+  }
+  const watchdog = setTimeout(() => {
+    console.log(`FAIL the whole run took longer than ${WATCHDOG_MS / 1000} s`);
+    if (activeServer && activeServer.exitCode === null && activeServer.signalCode === null) {
+      activeServer.kill('SIGKILL');
+    }
+    summarize();
+    process.exit(1);
+  }, WATCHDOG_MS);
+  watchdog.unref();
+
+  try {
+    const binary = binaryArg.includes('/') ? resolve(binaryArg) : binaryArg;
+    await run(binary, resolve(artifactArg));
+  } catch (err) {
+    console.log(`error: ${(err && err.stack) || err}`);
+  }
+  clearTimeout(watchdog);
+  process.exitCode = summarize();
+}
+
+await main();
