@@ -10,6 +10,8 @@
 
 #include <mallard/mallard.hpp>
 
+#include <sys/resource.h>
+
 #include <charconv>
 #include <iostream>
 #include <map>
@@ -42,12 +44,24 @@ bool parse_number(std::string_view text, Number& out)
     return ec == std::errc{} && ptr == text.data() + text.size();
 }
 
+/// A server holds a socket per client: lift the soft limit on open files to
+/// the hard one (Debian's soft default of 1024 would cap it at ~1,000 clients).
+inline void raise_open_file_limit()
+{
+    rlimit limit{};
+    if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+        limit.rlim_cur = limit.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &limit);
+    }
+}
+
 /// Parses the shared options and the example's own; prints a usage line and
 /// returns nothing on a mistake.
 inline std::optional<example_args> parse_args(int argc, char** argv, std::string_view name,
                                               std::vector<std::string> const& own_flags = {},
                                               std::vector<std::string> const& own_values = {})
 {
+    raise_open_file_limit();
     example_args args;
     args.options.port = 8080;
     auto usage = [&](std::string const& problem) {

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: BSL-1.0
 // The echo example: the quick start of the README, plus --exact, which echoes
-// every message unchanged with 16 MiB limits (a testee for conformance suites
-// and benchmarks).
+// every message unchanged with 16 MiB limits and permessage-deflate offered
+// (a testee for conformance suites and benchmarks).
 
 #include <mallard/mallard.hpp>
 
@@ -26,6 +26,7 @@ public:
     static constexpr std::size_t max_frame_size = 16 * 1024 * 1024;
     static constexpr std::size_t max_send_queue_bytes = 64 * 1024 * 1024;
     static constexpr std::size_t send_queue_high_water = 32 * 1024 * 1024;
+    static constexpr bool permessage_deflate = true;
 
     mallard::task<> on_receive(std::string_view data, mallard::opcode op) override
     {

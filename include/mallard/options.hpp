@@ -19,6 +19,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace mallard {
 
@@ -97,6 +98,13 @@ struct route_options {
     std::optional<std::size_t> send_queue_high_water{};
     std::optional<std::chrono::milliseconds> ping_interval{};
     std::optional<slow_consumer_policy> slow_consumer{};
+    std::optional<bool> permessage_deflate{};
+    std::optional<std::size_t> compression_threshold{};
+    /// Browser origins allowed to connect, e.g. "https://example.com"; an
+    /// upgrade with any other Origin header answers 403. Empty (the default)
+    /// allows every origin. Clients that send no Origin (not browsers) are
+    /// always allowed: the check protects users' browsers, not the server.
+    std::vector<std::string> allowed_origins{};
 };
 
 /** The limits in force on one connection, every option resolved.
@@ -121,6 +129,10 @@ struct connection_limits {
     std::chrono::milliseconds ping_interval;
     /// What happens when the queue passes `max_send_queue_bytes`.
     slow_consumer_policy slow_consumer;
+    /// Whether permessage-deflate (RFC 7692) is negotiated when offered.
+    bool permessage_deflate;
+    /// With permessage-deflate, messages smaller than this go uncompressed.
+    std::size_t compression_threshold;
 };
 
 namespace detail {
@@ -145,6 +157,8 @@ connection_limits resolve_limits(route_options const& route, std::string const& 
         route.send_queue_high_water.value_or(View::send_queue_high_water),
         route.ping_interval.value_or(ceil<milliseconds>(View::ping_interval)),
         route.slow_consumer.value_or(View::slow_consumer),
+        route.permessage_deflate.value_or(View::permessage_deflate),
+        route.compression_threshold.value_or(View::compression_threshold),
     };
     if (limits.max_message_size == 0)
         limits.max_message_size = limits.max_frame_size;

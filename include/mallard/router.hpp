@@ -33,11 +33,12 @@ public:
     using factory_type = std::function<std::unique_ptr<websocket_view>()>;
 
     route(std::string_view pattern, std::string name, factory_type factory,
-          connection_limits limits)
+          connection_limits limits, std::vector<std::string> allowed_origins = {})
         : pattern_(pattern, name)
         , name_(std::move(name))
         , factory_(std::move(factory))
         , limits_(limits)
+        , allowed_origins_(std::move(allowed_origins))
     {
     }
 
@@ -47,6 +48,17 @@ public:
     std::string const& name() const noexcept { return name_; }
     /// Limits for connections on this route: route > view > library default.
     connection_limits const& limits() const noexcept { return limits_; }
+    /// Whether a browser from `origin` may connect (an empty origin: not a browser).
+    bool allows_origin(std::string_view origin) const
+    {
+        if (allowed_origins_.empty() || origin.empty())
+            return true;
+        for (auto const& allowed : allowed_origins_)
+            if (allowed == origin)
+                return true;
+        return false;
+    }
+
     /// Makes the view for one new connection.
     std::unique_ptr<websocket_view> make_view() const { return factory_(); }
 
@@ -57,6 +69,7 @@ private:
     std::string name_;
     factory_type factory_;
     connection_limits limits_;
+    std::vector<std::string> allowed_origins_;
 };
 
 namespace detail {
@@ -93,7 +106,8 @@ route path(std::string_view pattern, std::string name, route_options const& opti
                   "register a factory: mallard::path(pattern, [&] { return "
                   "std::make_unique<View>(args...); }, name)");
     auto limits = detail::resolve_limits<View>(options, detail::describe_route(pattern, name));
-    return route(pattern, std::move(name), [] { return std::make_unique<View>(); }, limits);
+    return route(pattern, std::move(name), [] { return std::make_unique<View>(); }, limits,
+                 options.allowed_origins);
 }
 
 /** A route to a view made by `factory`, for views that need shared state.
@@ -116,7 +130,7 @@ route path(std::string_view pattern, Factory factory, std::string name,
     return route(
         pattern, std::move(name),
         [f = std::move(factory)]() mutable -> std::unique_ptr<websocket_view> { return f(); },
-        limits);
+        limits, options.allowed_origins);
 }
 
 /** Maps URL paths to views. Routes are tried in the order they were added.

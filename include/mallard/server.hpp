@@ -283,15 +283,8 @@ private:
 
     void log_error(char const* where, std::exception_ptr e) const
     {
-        std::string text = std::string(where) + " failed: ";
-        try {
-            std::rethrow_exception(e);
-        } catch (std::exception const& ex) {
-            text += ex.what();
-        } catch (...) {
-            text += "unknown exception";
-        }
-        state_->options.log.write(log_level::error, log_category::diagnostic, text);
+        state_->options.log.write(log_level::error, log_category::diagnostic,
+                                  std::string(where) + " failed: " + detail::describe(e));
     }
 
     std::unique_ptr<detail::server_state> state_;

@@ -87,6 +87,14 @@ public:
     static constexpr std::chrono::seconds ping_interval{0};
     /// What happens when the send queue passes its bound. Default: close with 1008.
     static constexpr slow_consumer_policy slow_consumer = slow_consumer_policy::close;
+    /// Negotiate permessage-deflate (RFC 7692) when a client offers it.
+    /// Default off: zlib keeps ~300 KiB of state per connection and costs
+    /// CPU per message; turn it on for large, repetitive text. The message
+    /// size limit applies to the inflated bytes.
+    static constexpr bool permessage_deflate = false;
+    /// With permessage-deflate on, messages below this many bytes go
+    /// uncompressed. Default 256: smaller ones rarely shrink.
+    static constexpr std::size_t compression_threshold = 256;
 
     websocket_view() = default;
     websocket_view(websocket_view const&) = delete;

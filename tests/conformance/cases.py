@@ -2,7 +2,8 @@
 """The RFC 6455 conformance cases, grouped like the Autobahn|Testsuite.
 
 The testee is an exact echo server (`mallard_echo --exact`): every text and
-binary message comes back unchanged; messages and frames up to 16 MiB.
+binary message comes back unchanged; messages and frames up to 16 MiB. It
+negotiates permessage-deflate (RFC 7692) when offered: sections 12 and 13.
 
 Each case is a function taking a `Context` and raising `Failure` (from
 rawclient) when the server does something other than the one outcome the
@@ -14,11 +15,13 @@ happen.
 """
 
 import random
+import threading
+import zlib
 
 from rawclient import (
-    DEFAULT_TIMEOUT, NO_STATUS, OP_BINARY, OP_CLOSE, OP_CONT, OP_PONG, OP_TEXT, RSV1, RSV2,
-    RSV3, Connection, Failure, binary, close, cont, describe, fragments, frame, is_valid_utf8,
-    ping, pong, text)
+    DEFAULT_TIMEOUT, NO_STATUS, OP_BINARY, OP_CLOSE, OP_CONT, OP_PONG, OP_TEXT, RSV1,
+    RSV2, RSV3, Connection, Failure, binary, close, compressed, cont, deflate, deflate_with,
+    deflater, describe, fragments, frame, is_valid_utf8, ping, pong, text)
 
 SECTIONS = {
     1: "framing",
@@ -30,6 +33,8 @@ SECTIONS = {
     7: "close handling",
     9: "limits and performance",
     10: "miscellaneous",
+    12: "compression: data",
+    13: "compression: negotiation",
 }
 
 MIB = 1024 * 1024
@@ -87,8 +92,11 @@ class Context:
         self.timeout = timeout
         self.connections = []
 
-    def connect(self, timeout=None):
-        c = Connection(self.port, timeout=self.timeout if timeout is None else timeout)
+    def connect(self, timeout=None, extensions=None):
+        """A new connection; `extensions` is offered in Sec-WebSocket-Extensions
+        (a string, or a list of strings for one header line each)."""
+        c = Connection(self.port, timeout=self.timeout if timeout is None else timeout,
+                       extensions=extensions)
         self.connections.append(c)
         return c
 
@@ -1343,6 +1351,610 @@ def _(ctx):
     for n in sizes:
         c.expect_binary(random_payload(n, n), single_frame=True)
     c.finish()
+
+
+# ===========================================================================
+# 12 Compressed data: permessage-deflate (RFC 7692)
+#
+# The client offers "permessage-deflate" and requires it to be accepted (the
+# testee is configured to accept it). Messages are compressed with raw
+# DEFLATE, the trailing 00 00 ff ff removed (section 7.2.1), RSV1 on the first
+# frame only (section 6); by default the client keeps its compressor across
+# messages (context takeover). Echoes must equal the original after
+# inflating; the server may send any message uncompressed (RSV1 clear),
+# which it does below its 256-byte threshold.
+
+PMD_OFFER = "permessage-deflate"
+
+
+def pmd_connect(ctx, offer=PMD_OFFER, timeout=None):
+    """A connection on which permessage-deflate was accepted."""
+    c = ctx.connect(timeout, extensions=offer)
+    if c.pmd is None:
+        raise Failure("server declined the offer %r (answer without permessage-deflate)" % offer)
+    return c
+
+
+def random_text(n, seed=1):
+    """Exactly n bytes of valid UTF-8: random code points of one to four
+    bytes, so that DEFLATE finds little to compress."""
+    rng = random.Random(seed)
+    pool = []
+    while len(pool) < 4096:
+        r = rng.random()
+        if r < 0.4:
+            cp = rng.randrange(0x20, 0x7F)
+        elif r < 0.7:
+            cp = rng.randrange(0x80, 0x800)
+        elif r < 0.95:
+            cp = rng.randrange(0x800, 0x10000)
+        else:
+            cp = rng.randrange(0x10000, 0x110000)
+        if not 0xD800 <= cp <= 0xDFFF:
+            pool.append(chr(cp))
+    data = "".join(rng.choices(pool, k=n // 2 + 16)).encode("utf-8")
+    # Cut at a code point boundary at or before n, then pad with ASCII.
+    end = min(n, len(data))
+    while 0 < end < len(data) and (data[end] & 0xC0) == 0x80:
+        end -= 1
+    data = data[:end] + b"x" * (n - end)
+    assert len(data) == n and is_valid_utf8(data)
+    return data
+
+
+def repetitive_binary(n):
+    return (bytes(range(256)) * (n // 256 + 1))[:n]
+
+
+def pmd_echo(opcode, payload, sizes=None, offer=PMD_OFFER, timeout=None, **kw):
+    """One compressed message (split into compressed fragments of `sizes`),
+    echoed; then a clean close."""
+    def run(ctx):
+        c = pmd_connect(ctx, offer, timeout)
+        c.send_compressed(opcode, payload, sizes, **kw)
+        c.expect_message(payload, opcode)
+        c.finish()
+    return run
+
+
+def pmd_raw(frames, expected, offer=PMD_OFFER):
+    """Sends prebuilt frames; expects `expected` ([(kind, payload)]), then
+    a clean close."""
+    def run(ctx):
+        c = pmd_connect(ctx, offer)
+        c.send(frames)
+        expect_each(c, expected)
+        c.finish()
+    return run
+
+
+def pmd_rejected(data, codes, first=(), offer=PMD_OFFER, timeout=None):
+    """With the extension agreed, sends `data`; expects `first`, then a close
+    with one of `codes` and the end of the connection."""
+    def run(ctx):
+        c = pmd_connect(ctx, offer, timeout)
+        c.send(data)
+        expect_each(c, first)
+        c.expect_close(codes)
+    return run
+
+
+SIZES = [0, 1, 16, 64, 125, 126, 1024, 65536, MIB]
+
+
+def size_label(n):
+    if n >= MIB:
+        return "%d MiB" % (n // MIB)
+    if n >= 1024:
+        return "%d KiB" % (n // 1024)
+    return nbytes(n)
+
+
+g = Group(12, "compressed text, repetitive")
+for n in SIZES:
+    g.add("%s is echoed" % size_label(n), pmd_echo(OP_TEXT, ascii_payload(n), timeout=20.0))
+
+g = Group(12, "compressed text, random UTF-8")
+for n in (126, 1024, 65536, MIB):
+    g.add("%s is echoed" % size_label(n),
+          pmd_echo(OP_TEXT, random_text(n, n), timeout=20.0))
+
+g = Group(12, "compressed binary, random")
+for n in SIZES:
+    g.add("%s is echoed" % size_label(n),
+          pmd_echo(OP_BINARY, random_payload(n, n + 1), timeout=20.0))
+
+g = Group(12, "compressed binary, repetitive")
+for n in (1024, 65536, MIB):
+    g.add("%s is echoed" % size_label(n), pmd_echo(OP_BINARY, repetitive_binary(n), timeout=20.0))
+
+g = Group(12, "fragmented compressed message")
+# RFC 7692 section 6: the compressed data of a message may be split into
+# fragments anywhere; only the first frame has RSV1.
+p = ascii_payload(65536)
+g.add("64 KiB text in compressed fragments of 1 byte is echoed", pmd_echo(OP_TEXT, p, 1))
+p = random_payload(65536, 21)
+g.add("64 KiB random binary in compressed fragments of 1000 bytes is echoed",
+      pmd_echo(OP_BINARY, p, 1000))
+p = random_payload(MIB, 22)
+g.add("1 MiB random binary in compressed fragments of 64 KiB is echoed",
+      pmd_echo(OP_BINARY, p, 65536, timeout=20.0))
+p = utf8_payload(3000)
+g.add("text whose first fragment (with RSV1) is empty is echoed", pmd_echo(OP_TEXT, p, [0]))
+
+
+@g.case("text whose last fragment is empty is echoed")
+def _(ctx):
+    c = pmd_connect(ctx)
+    p = utf8_payload(3000)
+    data = c.deflate(p)
+    c.send(compressed(OP_TEXT, data, [len(data)]))
+    c.expect_text(p)
+    c.finish()
+
+
+p = ascii_payload(2000)
+z = deflate(p)
+g.add("pings between compressed fragments are answered, then the text is echoed",
+      pmd_raw(frame(OP_TEXT, z[:5], fin=False, rsv=RSV1) + ping(b"a")
+              + cont(z[5:10], fin=False) + ping(b"b") + cont(z[10:]),
+              [("pong", b"a"), ("pong", b"b"), ("text", p)]))
+p = ascii_payload(500)
+g.add("compressed fragments of 3 bytes dribbled one byte per write are echoed",
+      pmd_echo(OP_TEXT, p, 3, how="dribble"))
+
+g = Group(12, "context takeover")
+# Without client_no_context_takeover the client keeps its LZ77 window from
+# message to message (RFC 7692 section 7.2.1), and so may the server.
+
+
+@g.case("the same 1 KiB random binary 10 times: repeats compress to a few bytes, all echoed")
+def _(ctx):
+    c = pmd_connect(ctx)
+    p = random_payload(1024, 31)
+    sizes = []
+    for _ in range(10):
+        data = c.deflate(p)
+        sizes.append(len(data))
+        c.send(compressed(OP_BINARY, data))
+    # The client's own window really is reused (a check of the test itself).
+    assert max(sizes[1:]) < 32 < sizes[0], sizes
+    for _ in range(10):
+        c.expect_binary(p)
+    c.finish()
+
+
+@g.case("100 similar text messages in one write are echoed in order")
+def _(ctx):
+    c = pmd_connect(ctx)
+    msgs = [('{"id": %d, "name": "user-%d", "tags": ["alpha", "beta"], "score": %d}'
+             % (i, i * 7, i * i)).encode() * (1 + i % 5) for i in range(100)]
+    c.send(b"".join(compressed(OP_TEXT, c.deflate(m)) for m in msgs))
+    for m in msgs:
+        c.expect_text(m)
+    c.finish()
+
+
+@g.case("50 text messages sent one at a time, each echo awaited")
+def _(ctx):
+    c = pmd_connect(ctx)
+    for i in range(50):
+        p = ascii_payload(100 + i * 37)
+        c.send_compressed(OP_TEXT, p)
+        c.expect_text(p)
+    c.finish()
+
+
+@g.case("text and binary alternating share one window and are echoed")
+def _(ctx):
+    c = pmd_connect(ctx)
+    msgs = [(OP_TEXT if i % 2 == 0 else OP_BINARY, ascii_payload(300 + i * 50)) for i in range(20)]
+    c.send(b"".join(compressed(op, c.deflate(p)) for op, p in msgs))
+    for op, p in msgs:
+        c.expect_message(p, op)
+    c.finish()
+
+
+@g.case("compressed and uncompressed messages alternating are echoed")
+def _(ctx):
+    # RFC 7692 section 6: a message with RSV1 clear is not compressed; it
+    # does not enter the LZ77 window.
+    c = pmd_connect(ctx)
+    msgs = [ascii_payload(400 + i * 10) for i in range(20)]
+    c.send(b"".join(compressed(OP_TEXT, c.deflate(m)) if i % 2 == 0 else text(m)
+                    for i, m in enumerate(msgs)))
+    for m in msgs:
+        c.expect_text(m)
+    c.finish()
+
+
+@g.case("the client resets its compressor mid-connection; messages are echoed")
+def _(ctx):
+    # A sender may always choose not to use its window (section 7.2.1).
+    c = pmd_connect(ctx)
+    msgs = [utf8_payload(700) for _ in range(6)]
+    data = b""
+    for i, m in enumerate(msgs):
+        data += compressed(OP_TEXT, c.deflate(m, context=(i != 3)))
+        if i == 3:
+            c.deflater = None
+    c.send(data)
+    for m in msgs:
+        c.expect_text(m)
+    c.finish()
+
+
+g.add("RFC 7692 7.2.3.2 example: a second message referring to the first is echoed",
+      pmd_raw(compressed(OP_TEXT, bytes.fromhex("f248cdc9c90700"))
+              + compressed(OP_TEXT, bytes.fromhex("f200110000")),
+              [("text", b"Hello"), ("text", b"Hello")]))
+
+g = Group(12, "DEFLATE encodings")
+# RFC 7692 section 7.2.3 shows several valid ways to encode a message; a
+# receiver must inflate each.
+g.add("RFC 7692 7.2.3.1 example, \"Hello\" in one frame, is echoed",
+      pmd_raw(compressed(OP_TEXT, bytes.fromhex("f248cdc9c90700")), [("text", b"Hello")]))
+g.add("RFC 7692 7.2.3.1 example, \"Hello\" in two fragments, is echoed",
+      pmd_raw(compressed(OP_TEXT, bytes.fromhex("f248cdc9c90700"), [3]), [("text", b"Hello")]))
+g.add("RFC 7692 7.2.3.3 example, a stored block without compression, is echoed",
+      pmd_raw(compressed(OP_TEXT, bytes.fromhex("000500faff48656c6c6f00")),
+              [("text", b"Hello")]))
+g.add("RFC 7692 7.2.3.4 example, a block with BFINAL set, is echoed",
+      pmd_raw(compressed(OP_TEXT, bytes.fromhex("f348cdc9c9070000")), [("text", b"Hello")]))
+g.add("RFC 7692 7.2.3.5 example, two DEFLATE blocks in one message, is echoed",
+      pmd_raw(compressed(OP_TEXT, bytes.fromhex("f248050000" "00ffff" "cac9c90700")),
+              [("text", b"Hello")]))
+g.add("empty message as a single 0x00 byte (RFC 7692 7.2.3.6) is echoed",
+      pmd_raw(compressed(OP_BINARY, b"\x00"), [("binary", b"")]))
+g.add("empty message as an empty compressed payload is echoed",
+      pmd_raw(compressed(OP_TEXT, b""), [("text", b"")]))
+p = ascii_payload(65536)
+g.add("64 KiB text in stored blocks (level 0) is echoed", pmd_echo(OP_TEXT, p, level=0))
+g.add("64 KiB text in Huffman-only blocks is echoed",
+      pmd_echo(OP_TEXT, p, strategy=zlib.Z_HUFFMAN_ONLY))
+g.add("64 KiB text in fixed-Huffman blocks is echoed", pmd_echo(OP_TEXT, p, strategy=zlib.Z_FIXED))
+
+
+@g.case("a message with sync flushes inside (00 00 ff ff mid-payload) is echoed")
+def _(ctx):
+    c = pmd_connect(ctx)
+    p = ascii_payload(5000)
+    z = deflater()
+    data = b"".join(z.compress(p[i:i + 500]) + z.flush(zlib.Z_SYNC_FLUSH)
+                    for i in range(0, len(p), 500))[:-4]
+    assert data.count(b"\x00\x00\xff\xff") >= 9
+    c.send(compressed(OP_TEXT, data))
+    c.expect_text(p)
+    c.finish()
+
+
+g = Group(12, "uncompressed message with the extension agreed")
+# RFC 7692 section 6: RSV1 clear means the message is not compressed.
+g.add("text with RSV1 clear is echoed", pmd_raw(text("Hello"), [("text", b"Hello")]))
+p = random_payload(65536, 41)
+g.add("64 KiB binary with RSV1 clear is echoed", pmd_raw(binary(p), [("binary", p)]))
+
+g = Group(12, "what the testee compresses")
+# Not an RFC requirement: the testee compresses messages of 256 bytes and
+# more, and sends smaller ones as they are.
+
+
+def pmd_compresses(payload, expected):
+    def run(ctx):
+        c = pmd_connect(ctx)
+        c.send_compressed(OP_TEXT, payload)
+        c.expect_text(payload, compressed=expected)
+        c.finish()
+    return run
+
+
+g.add("a 255-byte text comes back uncompressed", pmd_compresses(ascii_payload(255), False))
+g.add("a 256-byte text comes back compressed", pmd_compresses(ascii_payload(256), True))
+g.add("a 64 KiB text comes back compressed", pmd_compresses(ascii_payload(65536), True))
+
+g = Group(12, "RSV bits RFC 7692 does not allow")
+# Section 6: an endpoint receiving RSV1 on a control frame or a non-first
+# fragment MUST fail the connection; RSV2 and RSV3 stay undefined (RFC 6455
+# section 5.2). Close 1002.
+z = deflate(ascii_payload(300))
+g.add("RSV1 on the continuation of a compressed text is rejected with 1002",
+      pmd_rejected(frame(OP_TEXT, z[:4], fin=False, rsv=RSV1) + cont(z[4:], rsv=RSV1), 1002))
+g.add("RSV1 on the continuation of an uncompressed text is rejected with 1002",
+      pmd_rejected(text("Hel", fin=False) + cont("lo", rsv=RSV1), 1002))
+g.add("RSV1 on a ping is rejected with 1002 and not answered",
+      pmd_rejected(ping(b"\x00", rsv=RSV1), 1002))
+g.add("RSV1 on a pong is rejected with 1002", pmd_rejected(pong(b"\x00", rsv=RSV1), 1002))
+g.add("RSV1 on a close is rejected with 1002", pmd_rejected(close(1000, rsv=RSV1), 1002))
+g.add("RSV2 on a compressed text is rejected with 1002",
+      pmd_rejected(frame(OP_TEXT, z, rsv=RSV1 | RSV2), 1002))
+g.add("RSV3 on a text is rejected with 1002", pmd_rejected(text("Hello", rsv=RSV3), 1002))
+g.add("RSV1 on a continuation after a valid compressed message: echo, then 1002",
+      pmd_rejected(compressed(OP_TEXT, deflate(b"first")) + text("a", fin=False)
+                   + cont("b", rsv=RSV1), 1002, first=[("text", b"first")]))
+
+g = Group(12, "compressed data that does not inflate")
+# The server must fail the connection (RFC 6455 section 7.1.7), sending a
+# close frame first (SHOULD, ibid.). RFC 7692 names no status code: 1002
+# (protocol error) or 1007 (data inconsistent with the message) are accepted.
+INFLATE_ERROR = [1002, 1007]
+g.add("reserved block type 11 is rejected with 1002 or 1007",
+      pmd_rejected(compressed(OP_BINARY, b"\x06\x00"), INFLATE_ERROR))
+g.add("stored block whose NLEN is not the complement of LEN is rejected with 1002 or 1007",
+      pmd_rejected(compressed(OP_BINARY, b"\x00\x05\x00\x00\x00Hello"), INFLATE_ERROR))
+g.add("invalid distance code 30 in a fixed block is rejected with 1002 or 1007",
+      pmd_rejected(compressed(OP_BINARY, b"\x02\x3d"), INFLATE_ERROR))
+_z = zlib.compressobj(6, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY, b"Hello, world! " * 8)
+g.add("back-reference before the start of the data is rejected with 1002 or 1007",
+      pmd_rejected(compressed(OP_TEXT, deflate_with(_z, b"Hello, world! Hello, world!")),
+                   INFLATE_ERROR))
+g.add("invalid data in the second compressed fragment is rejected with 1002 or 1007",
+      pmd_rejected(frame(OP_BINARY, deflate(ascii_payload(100)) + b"\x00\x00\xff\xff", fin=False,
+                         rsv=RSV1) + cont(b"\x06\x00"), INFLATE_ERROR))
+
+g = Group(12, "inflated size limit")
+# The 16 MiB message limit applies to the inflated size (RFC 6455 section
+# 7.4.1: 1009, a message too big to process). The server must stop
+# inflating at the limit, close at once, and keep serving.
+_bombs = {}
+_bombs_lock = threading.Lock()
+
+
+def bomb(size, fill=b"\x00"):
+    """`size` bytes of `fill`, compressed: about 1/1000 of the size."""
+    key = (size, fill)
+    with _bombs_lock:
+        return _bombs[key] if key in _bombs else _make_bomb(key, size, fill)
+
+
+def _make_bomb(key, size, fill):
+    z = deflater(level=9)
+    chunk = fill * MIB
+    parts = [z.compress(chunk) for _ in range(size // MIB)]
+    parts.append(z.compress(fill * (size % MIB)))
+    _bombs[key] = b"".join(parts) + z.flush(zlib.Z_SYNC_FLUSH)[:-4]
+    return _bombs[key]
+
+
+def bomb_rejected(opcode, size, fill=b"\x00", sizes=None):
+    def run(ctx):
+        data = bomb(size, fill)
+        c = pmd_connect(ctx)
+        c.send(compressed(opcode, data, sizes))
+        c.expect_close(1009, timeout=DEFAULT_TIMEOUT)
+        # The server is still serving.
+        c2 = pmd_connect(ctx)
+        p = ascii_payload(1000)
+        c2.send_compressed(OP_TEXT, p)
+        c2.expect_text(p)
+        c2.finish()
+    return run
+
+
+g.add("40 MiB of zeros (40 KiB compressed) is rejected with 1009 at once; a new connection "
+      "works", bomb_rejected(OP_BINARY, 40 * MIB))
+g.add("40 MiB text of 'a' is rejected with 1009 at once; a new connection works",
+      bomb_rejected(OP_TEXT, 40 * MIB, b"a"))
+g.add("40 MiB of zeros in compressed fragments of 4 KiB is rejected with 1009",
+      bomb_rejected(OP_BINARY, 40 * MIB, sizes=4096))
+g.add("16 MiB + 1 byte inflated is rejected with 1009",
+      bomb_rejected(OP_BINARY, MAX_MESSAGE + 1))
+
+
+@g.case("exactly 16 MiB inflated is echoed")
+def _(ctx):
+    c = pmd_connect(ctx, timeout=60.0)
+    c.send(compressed(OP_BINARY, bomb(MAX_MESSAGE)))
+    c.expect_binary(bytes(MAX_MESSAGE))
+    c.finish()
+
+
+@g.case("two messages of 12 MiB inflated each (the limit is per message) are echoed")
+def _(ctx):
+    c = pmd_connect(ctx, timeout=60.0)
+    data = bomb(12 * MIB)
+    c.send(compressed(OP_BINARY, data) + compressed(OP_BINARY, data))
+    c.expect_binary(bytes(12 * MIB))
+    c.expect_binary(bytes(12 * MIB))
+    c.finish()
+
+
+g = Group(12, "compressed text that is not UTF-8")
+# RFC 6455 section 8.1: invalid UTF-8 in a text message fails the
+# connection with 1007; for a compressed message that is the inflated text.
+g.add("0xFF inside 1 KiB of text is rejected with 1007",
+      pmd_rejected(compressed(OP_TEXT, deflate(ascii_payload(500) + b"\xff"
+                                               + ascii_payload(523))), 1007))
+g.add("a truncated 3-byte sequence at the end is rejected with 1007",
+      pmd_rejected(compressed(OP_TEXT, deflate(ascii_payload(300) + b"\xe2\x82")), 1007))
+g.add("an encoded surrogate (ED A0 80) is rejected with 1007",
+      pmd_rejected(compressed(OP_TEXT, deflate(ascii_payload(300) + b"\xed\xa0\x80")), 1007))
+_bad = utf8_payload(2000) + b"\xc0\xaf" + utf8_payload(2000)
+g.add("an overlong sequence in compressed fragments of 100 bytes is rejected with 1007",
+      pmd_rejected(compressed(OP_TEXT, deflate(_bad), 100), 1007))
+
+
+@g.case("a valid compressed text, then 1 MiB whose last byte is invalid: echo, then 1007")
+def _(ctx):
+    c = pmd_connect(ctx, timeout=20.0)
+    c.send_compressed(OP_TEXT, b"fine")
+    c.send_compressed(OP_TEXT, utf8_payload(MIB - 1) + b"\x80")
+    c.expect_text(b"fine")
+    c.expect_close(1007)
+
+
+# ===========================================================================
+# 13 Negotiation of permessage-deflate (RFC 7692 sections 5 and 7.1)
+#
+# The handshake checks every answer (rawclient.negotiate): only offered
+# extensions, permessage-deflate at most once, only response parameters,
+# window bits 8 to 15 without leading zeros, server_max_window_bits present
+# and no larger than offered, client_max_window_bits only if offered and no
+# larger, server_no_context_takeover present when offered. An offer with an
+# unknown parameter, a bad value or a repeated parameter MUST be declined.
+# A server may decline any other offer too (section 5), so a case accepts a
+# legal acceptance or a decline, unless it says "accepted". Then messages
+# are exchanged under what was agreed: the client compresses with the agreed
+# window and context takeover, and inflates the server's messages with the
+# window the server agreed to (a back-reference beyond it fails to inflate)
+# and, with server_no_context_takeover, with a fresh inflater per message
+# (a reference into an earlier message fails to inflate).
+
+
+def far_repeats(block, seed, count=4):
+    """Random data repeated at a distance of `block` bytes: DEFLATE can
+    shorten it only with a window larger than `block`."""
+    return random_payload(block, seed) * count
+
+
+def negotiated(offer, messages, require=None):
+    """Offers `offer` (the handshake checks the answer). `require` True
+    demands acceptance, False a decline, None either. Then `messages`
+    [(opcode, payload)] are sent in one write, compressed if agreed, each
+    echoed in order, and the connection closes cleanly."""
+    def run(ctx):
+        c = ctx.connect(extensions=offer)
+        if require is True and c.pmd is None:
+            raise Failure("server declined the offer %r" % offer)
+        if require is False and c.pmd is not None:
+            raise Failure("server accepted the offer %r with %r; it MUST decline it (RFC 7692 "
+                          "section 7.1)" % (offer, c.pmd.response))
+        data = b""
+        for op, p in messages:
+            data += compressed(op, c.deflate(p)) if c.pmd is not None else frame(op, p)
+        c.send(data)
+        for op, p in messages:
+            c.expect_message(p, op)
+        c.finish()
+    return run
+
+
+def offer(params):
+    return "; ".join(["permessage-deflate"] + params)
+
+
+MIXED = [(OP_TEXT, ascii_payload(2000)), (OP_BINARY, random_payload(2000, 51)),
+         (OP_TEXT, b"short"), (OP_TEXT, ascii_payload(2000))]
+
+g = Group(13, "plain offer")
+g.add("\"permessage-deflate\" is accepted with a legal answer; text and binary are echoed",
+      negotiated("permessage-deflate", MIXED, require=True))
+g.add("an offer with spaces and tabs around ';' is answered legally; echo works",
+      negotiated("permessage-deflate \t;  client_max_window_bits ;\tclient_no_context_takeover",
+                 MIXED))
+g.add("server_max_window_bits=\"10\" (quoted) is accepted with at most 10 or declined; echo works",
+      negotiated('permessage-deflate; server_max_window_bits="10"',
+                 [(OP_BINARY, far_repeats(2024, 52))]))
+
+g = Group(13, "context takeover parameters")
+# Section 7.1.1: server_no_context_takeover is accepted by repeating it; a
+# server may add client_no_context_takeover to any answer.
+SAME = [(OP_BINARY, random_payload(2000, 53))] * 5
+g.add("client_no_context_takeover: answered legally; 5 messages compressed each on its own "
+      "are echoed", negotiated(offer(["client_no_context_takeover"]), SAME))
+g.add("server_no_context_takeover: accepted with it or declined; 5 equal messages come back "
+      "without references to earlier ones", negotiated(offer(["server_no_context_takeover"]), SAME))
+g.add("both no_context_takeover parameters: answered legally; echo works",
+      negotiated(offer(["client_no_context_takeover", "server_no_context_takeover"]), SAME))
+
+g = Group(13, "client_max_window_bits")
+# Section 7.1.2.2: the server may answer client_max_window_bits=M with M no
+# larger than offered, or leave it out; the client then compresses with at
+# most min(offered, M) bits.
+g.add("without a value: answered legally; echo works",
+      negotiated(offer(["client_max_window_bits"]), [(OP_BINARY, far_repeats(3000, 54))] * 2))
+for bits in (8, 9, 12, 15):
+    g.add("=%d: answered with at most %d or declined; echo of data repeating beyond the window "
+          "works" % (bits, bits),
+          negotiated(offer(["client_max_window_bits=%d" % bits]),
+                     [(OP_BINARY, far_repeats(min((1 << bits) + 1000, 20000), 55 + bits))] * 2))
+
+g = Group(13, "server_max_window_bits")
+# Section 7.1.2.1: accepted by answering server_max_window_bits with the
+# same or a smaller value; the server's messages are inflated with that
+# window, so a back-reference beyond it fails the case.
+for bits in range(8, 16):
+    g.add("=%d: accepted with at most %d or declined; echoes inflate with that window"
+          % (bits, bits),
+          negotiated(offer(["server_max_window_bits=%d" % bits]),
+                     [(OP_BINARY, far_repeats(min((1 << bits) + 1000, 20000), 70 + bits))] * 2))
+
+g = Group(13, "all parameters together")
+g.add("both no_context_takeover and both window bits at 9: answered legally; echo works",
+      negotiated(offer(["client_no_context_takeover", "server_no_context_takeover",
+                        "client_max_window_bits=9", "server_max_window_bits=9"]),
+                 [(OP_BINARY, far_repeats(1500, 80))] * 3 + MIXED))
+
+g = Group(13, "offer that must be declined")
+# Section 7.1: a server MUST decline an offer with a parameter not defined
+# for an offer, an invalid value, or a parameter given twice. The answer has
+# no permessage-deflate; messages go uncompressed.
+for params, why in [
+        (["foo"], "an unknown parameter"),
+        (["server_max_window_bits"], "server_max_window_bits without a value"),
+        (["server_max_window_bits=7"], "server_max_window_bits=7"),
+        (["server_max_window_bits=08"], "server_max_window_bits=08 (leading zero)"),
+        (["client_max_window_bits=16"], "client_max_window_bits=16"),
+        (["server_no_context_takeover=1"], "server_no_context_takeover with a value"),
+        (["client_no_context_takeover", "client_no_context_takeover"],
+         "client_no_context_takeover twice"),
+        (["server_max_window_bits=10", "server_max_window_bits=12"],
+         "server_max_window_bits twice"),
+]:
+    g.add("%s is declined; echo works uncompressed" % why,
+          negotiated(offer(params), [(OP_TEXT, ascii_payload(1000))], require=False))
+
+g = Group(13, "several extensions offered")
+# RFC 6455 section 9.1: the server accepts at most one; it must be a legal
+# answer to one of the offers, never to an offer that had to be declined.
+g.add("two permessage-deflate offers: the answer is legal for one of them; echo works",
+      negotiated("permessage-deflate; server_max_window_bits=10, permessage-deflate",
+                 [(OP_BINARY, far_repeats(2024, 81))] * 2))
+g.add("an offer with an unknown parameter, then a plain one: the first is not accepted as is",
+      negotiated("permessage-deflate; foo, permessage-deflate", MIXED))
+g.add("server_no_context_takeover, then client_max_window_bits=9: legal for one; echo works",
+      negotiated("permessage-deflate; server_no_context_takeover, "
+                 "permessage-deflate; client_max_window_bits=9", SAME))
+g.add("an unknown extension, then permessage-deflate: the unknown one is not selected",
+      negotiated("x-unknown-extension; level=3, permessage-deflate", MIXED))
+g.add("offers on two header lines: the answer is legal or declines; echo works",
+      negotiated(["x-unknown-extension", "permessage-deflate; client_max_window_bits=10"], MIXED))
+# A parameter without a value, then another list element: the parameter
+# belongs to the permessage-deflate offer and must be honoured.
+g.add("server_no_context_takeover, then an unknown extension: accepted with "
+      "server_no_context_takeover or declined",
+      negotiated("permessage-deflate; server_no_context_takeover, x-unknown-extension", SAME))
+g.add("an unknown parameter without a value, then an unknown extension: declined",
+      negotiated("permessage-deflate; foo, x-unknown-extension", MIXED, require=False))
+
+g = Group(13, "no offer")
+# RFC 6455 section 9.1: a server may only select an extension offered.
+g.add("no Sec-WebSocket-Extensions: none in the answer; echo works uncompressed",
+      negotiated(None, [(OP_TEXT, ascii_payload(1000))]))
+g.add("only an unknown extension: none in the answer; echo works uncompressed",
+      negotiated("x-unknown-extension; level=3", [(OP_TEXT, ascii_payload(1000))]))
+
+g = Group(13, "RSV1 without the extension")
+# RFC 6455 section 5.2: RSV1 means nothing unless an extension defines it,
+# so a compressed frame fails the connection with 1002.
+
+
+def rsv1_rejected(offer_value, opcode):
+    def run(ctx):
+        c = ctx.connect(extensions=offer_value)
+        if c.pmd is not None:
+            raise Failure("server accepted %r: %r" % (offer_value, c.pmd.response))
+        c.send(compressed(opcode, deflate(ascii_payload(300))))
+        c.expect_close(1002)
+    return run
+
+
+g.add("a compressed text without an offer is rejected with 1002", rsv1_rejected(None, OP_TEXT))
+g.add("a compressed binary without an offer is rejected with 1002",
+      rsv1_rejected(None, OP_BINARY))
+g.add("a compressed text after a declined offer is rejected with 1002",
+      rsv1_rejected("permessage-deflate; foo", OP_TEXT))
+g.add("a compressed text after offering only an unknown extension is rejected with 1002",
+      rsv1_rejected("x-unknown-extension", OP_TEXT))
 
 
 def section_counts():

@@ -8,6 +8,13 @@ offsets, dribbled one byte per write, or many frames in one write. What the
 server sends back is parsed strictly: a frame that breaks RFC 6455 on the
 server side (masked, reserved bits, bad length encoding, ...) fails the test.
 
+It also speaks permessage-deflate (RFC 7692) when a case offers it: the
+offer goes into the upgrade as written, the server's answer is checked
+against RFC 7692 section 7.1, and then messages can be sent compressed (raw
+DEFLATE, the trailing 00 00 ff ff removed, RSV1 on the first frame only,
+with or without context takeover) and compressed messages from the server
+are inflated with the window and context takeover that were agreed.
+
 Every wait has a deadline; nothing sleeps to synchronise. The `expect_*`
 methods raise `Failure` with a readable reason.
 
@@ -21,6 +28,7 @@ import select
 import socket
 import struct
 import time
+import zlib
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -172,6 +180,302 @@ def fragments(opcode, data, sizes, **kw):
 
 
 # ---------------------------------------------------------------------------
+# permessage-deflate (RFC 7692)
+
+PMD = "permessage-deflate"
+
+# What a sender removes from the end of a compressed message and a receiver
+# appends before inflating (RFC 7692 sections 7.2.1 and 7.2.2).
+TAIL = b"\x00\x00\xff\xff"
+
+# The most a compressed message from the server may inflate to before the
+# client gives up on it (the echo server's limit is 16 MiB).
+MAX_INFLATED = 32 * 1024 * 1024
+
+# zlib lets a back-reference reach into the output of the same inflate call
+# whatever the window size; only references further back must come from the
+# window. To hold the server to a window smaller than 15 bits, its messages
+# are inflated this many bytes per call: a reference further back than the
+# window plus this fails with "invalid distance too far back".
+WINDOW_STEP = 64
+
+_TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789"
+                   "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+_NO_CONTEXT = ("server_no_context_takeover", "client_no_context_takeover")
+_WINDOW = ("server_max_window_bits", "client_max_window_bits")
+
+
+def parse_extensions(value):
+    """Parses a Sec-WebSocket-Extensions value (RFC 6455 section 9.1) into a
+    list of (name, [(param, value or None), ...]); quoted values are
+    unescaped. Empty list elements are skipped (RFC 7230 section 7).
+    Raises ValueError on a syntax error."""
+    pos = 0
+    n = len(value)
+
+    def skip_ws():
+        nonlocal pos
+        while pos < n and value[pos] in " \t":
+            pos += 1
+
+    def token(what):
+        nonlocal pos
+        start = pos
+        while pos < n and value[pos] in _TCHAR:
+            pos += 1
+        if pos == start:
+            raise ValueError("expected %s at offset %d of %r" % (what, start, value))
+        return value[start:pos]
+
+    def quoted():
+        nonlocal pos
+        pos += 1
+        out = []
+        while pos < n and value[pos] != '"':
+            if value[pos] == "\\":
+                pos += 1
+                if pos == n:
+                    break
+            out.append(value[pos])
+            pos += 1
+        if pos == n:
+            raise ValueError("unterminated quoted string in %r" % value)
+        pos += 1
+        return "".join(out)
+
+    result = []
+    while True:
+        skip_ws()
+        if pos < n and value[pos] == ",":
+            pos += 1
+            continue
+        if pos == n:
+            return result
+        name = token("an extension name")
+        params = []
+        skip_ws()
+        while pos < n and value[pos] == ";":
+            pos += 1
+            skip_ws()
+            param = token("a parameter name")
+            skip_ws()
+            arg = None
+            if pos < n and value[pos] == "=":
+                pos += 1
+                skip_ws()
+                arg = quoted() if pos < n and value[pos] == '"' else token("a parameter value")
+                skip_ws()
+            params.append((param, arg))
+        result.append((name, params))
+        skip_ws()
+        if pos < n and value[pos] != ",":
+            raise ValueError("unexpected %r at offset %d of %r" % (value[pos], pos, value))
+
+
+def window_bits(value):
+    """The value of a *_max_window_bits parameter, or None if it is not a
+    decimal integer from 8 to 15 without leading zeros (RFC 7692 7.1.2)."""
+    if value is None or value not in [str(b) for b in range(8, 16)]:
+        return None
+    return int(value)
+
+
+def format_params(params):
+    return "; ".join([PMD] + [p if v is None else "%s=%s" % (p, v) for p, v in params])
+
+
+def pmd_offer_problem(params):
+    """Why a permessage-deflate offer MUST be declined (RFC 7692 section 7.1:
+    an unknown parameter, an invalid value, a parameter given twice), or
+    None for an offer a server may accept."""
+    seen = set()
+    for name, value in params:
+        key = name.lower()
+        if key in seen:
+            return "%s appears twice" % key
+        seen.add(key)
+        if key in _NO_CONTEXT:
+            if value is not None:
+                return "%s has a value" % key
+        elif key == "server_max_window_bits":
+            if window_bits(value) is None:
+                return "server_max_window_bits=%s is not 8 to 15" % value
+        elif key == "client_max_window_bits":
+            if value is not None and window_bits(value) is None:
+                return "client_max_window_bits=%s is not 8 to 15" % value
+        else:
+            return "%s is not a permessage-deflate parameter" % name
+    return None
+
+
+class Pmd:
+    """What was agreed for permessage-deflate on one connection."""
+
+    __slots__ = ("server_no_context_takeover", "client_no_context_takeover",
+                 "server_max_window_bits", "client_max_window_bits", "response", "offer")
+
+    def __init__(self):
+        self.server_no_context_takeover = False
+        self.client_no_context_takeover = False
+        self.server_max_window_bits = 15  # the window the server compresses with
+        self.client_max_window_bits = 15  # the window the client compresses with
+        self.response = None              # the server's answer, as sent
+        self.offer = None                 # index of the offer it accepted
+
+    def __repr__(self):
+        return "Pmd(%s)" % self.response
+
+
+def pmd_response_problem(offer, response):
+    """Checks the parameters of a server's permessage-deflate answer against
+    one offer (RFC 7692 sections 7.1.1 and 7.1.2). Returns (None, Pmd) when
+    the answer legally accepts that offer, else (reason, None)."""
+    offered = {name.lower(): value for name, value in offer}
+    seen = {}
+    for name, value in response:
+        key = name.lower()
+        if key in seen:
+            return "%s appears twice (section 7.1)" % key, None
+        seen[key] = value
+        if key in _NO_CONTEXT:
+            if value is not None:
+                return "%s has a value (section 7.1.1)" % key, None
+        elif key == "server_max_window_bits":
+            bits = window_bits(value)
+            if bits is None:
+                return ("server_max_window_bits=%s is not a value from 8 to 15 "
+                        "(section 7.1.2.1)" % value), None
+            if key in offered and bits > int(offered[key]):
+                return ("server_max_window_bits=%d is larger than the %s offered "
+                        "(section 7.1.2.1)" % (bits, offered[key])), None
+        elif key == "client_max_window_bits":
+            if key not in offered:
+                return ("client_max_window_bits in the answer, but not in the offer "
+                        "(section 7.1.2.2)"), None
+            bits = window_bits(value)
+            if bits is None:
+                return ("client_max_window_bits=%s is not a value from 8 to 15 "
+                        "(section 7.1.2.2)" % value), None
+            if offered[key] is not None and bits > int(offered[key]):
+                return ("client_max_window_bits=%d is larger than the %s offered "
+                        "(section 7.1.2.2)" % (bits, offered[key])), None
+        else:
+            return "%s is not a permessage-deflate response parameter (section 7.1)" % name, None
+    if "server_no_context_takeover" in offered and "server_no_context_takeover" not in seen:
+        return ("server_no_context_takeover was offered; accepting the offer requires it in "
+                "the answer (section 7.1.1.1)"), None
+    if "server_max_window_bits" in offered and "server_max_window_bits" not in seen:
+        return ("server_max_window_bits was offered; accepting the offer requires it in "
+                "the answer (section 7.1.2.1)"), None
+    pmd = Pmd()
+    pmd.server_no_context_takeover = "server_no_context_takeover" in seen
+    pmd.client_no_context_takeover = ("client_no_context_takeover" in seen
+                                      or "client_no_context_takeover" in offered)
+    if "server_max_window_bits" in seen:
+        pmd.server_max_window_bits = int(seen["server_max_window_bits"])
+    bits = [15]
+    if seen.get("client_max_window_bits") is not None:
+        bits.append(int(seen["client_max_window_bits"]))
+    if offered.get("client_max_window_bits") is not None:
+        bits.append(int(offered["client_max_window_bits"]))
+    pmd.client_max_window_bits = min(bits)
+    return None, pmd
+
+
+def negotiate(offer_value, answer):
+    """The outcome of offering `offer_value` (a Sec-WebSocket-Extensions
+    value) when the server answered `answer` (its header value, or None):
+    a Pmd, or None when the server declined. Raises Failure for an answer a
+    client must fail the connection on."""
+    try:
+        offers = parse_extensions(offer_value)
+    except ValueError:
+        offers = []  # a deliberately malformed offer: nothing may be accepted
+    if answer is None:
+        return None
+    try:
+        elements = parse_extensions(answer)
+    except ValueError as e:
+        raise Failure("Sec-WebSocket-Extensions in the answer is malformed: %s" % e)
+    if not elements:
+        raise Failure("empty Sec-WebSocket-Extensions header in the answer %r" % answer)
+    offered_names = {name.lower() for name, _ in offers}
+    for name, _ in elements:
+        if name.lower() not in offered_names:
+            raise Failure("server selected extension %r that was not offered "
+                          "(RFC 6455 section 9.1)" % name)
+        if name.lower() != PMD:
+            raise Failure("server selected extension %r, which no server can support" % name)
+    if len(elements) > 1:
+        raise Failure("server accepted permessage-deflate %d times: %r (RFC 7692 section 5)"
+                      % (len(elements), answer))
+    params = elements[0][1]
+    candidates = [(i, p) for i, (name, p) in enumerate(
+        [(n, p) for n, p in offers if n.lower() == PMD]) if pmd_offer_problem(p) is None]
+    if not candidates:
+        reasons = "; ".join(pmd_offer_problem(p) or "" for n, p in offers if n.lower() == PMD)
+        raise Failure("server answered %r to an offer it MUST decline (RFC 7692 section 7.1: %s)"
+                      % (answer, reasons))
+    problems = []
+    for index, offer in candidates:
+        problem, pmd = pmd_response_problem(offer, params)
+        if problem is None:
+            pmd.response = answer
+            pmd.offer = index
+            return pmd
+        problems.append("to %r: %s" % (format_params(offer), problem))
+    raise Failure("server's answer %r is not a legal acceptance of the offer %s"
+                  % (answer, "; or ".join(problems)))
+
+
+def deflater(bits=15, level=6, strategy=zlib.Z_DEFAULT_STRATEGY):
+    """A raw DEFLATE compressor whose back-references reach at most 2^bits
+    bytes. zlib refuses an 8-bit window for raw DEFLATE and uses 9 bits;
+    its matches then reach at most 512 - 262 = 250 bytes, which still fits
+    in an 8-bit (256-byte) window."""
+    return zlib.compressobj(level, zlib.DEFLATED, -max(bits, 9), 8, strategy)
+
+
+def deflate_with(compressor, payload, final=False):
+    """The payload of one compressed message (RFC 7692 section 7.2.1): the
+    data flushed to a byte boundary with an empty stored block whose
+    trailing 00 00 ff ff is removed. With `final` the message ends with a
+    block that has BFINAL set instead (section 7.2.3.3), and no tail is
+    removed."""
+    if isinstance(payload, str):
+        payload = payload.encode("utf-8")
+    if final:
+        return compressor.compress(payload) + compressor.flush(zlib.Z_FINISH)
+    data = compressor.compress(payload) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    assert data.endswith(TAIL)
+    return data[:-4]
+
+
+def deflate(payload, bits=15, **kw):
+    """Compresses one message with a fresh compressor (no context)."""
+    return deflate_with(deflater(bits, **kw), payload)
+
+
+def compressed(opcode, data, sizes=None, **kw):
+    """Frames already compressed message data: RSV1 on the first frame only
+    (RFC 7692 section 6), split like `fragments` when `sizes` is given."""
+    if sizes is None:
+        return frame(opcode, data, rsv=RSV1, **kw)
+    if isinstance(sizes, int):
+        cuts = list(range(sizes, len(data), sizes)) if sizes > 0 else []
+    else:
+        cuts = list(sizes)
+    bounds = [0] + cuts + [len(data)]
+    frames = []
+    for i in range(len(bounds) - 1):
+        last = i == len(bounds) - 2
+        frames.append(frame(opcode if i == 0 else OP_CONT, data[bounds[i]:bounds[i + 1]],
+                            fin=last, rsv=RSV1 if i == 0 else 0, **kw))
+    return b"".join(frames)
+
+
+# ---------------------------------------------------------------------------
 # Parsing frames from the server
 
 
@@ -252,7 +556,9 @@ class Connection:
     """One TCP connection, upgraded to WebSocket by hand."""
 
     def __init__(self, port, host="127.0.0.1", path="/ws/echo", timeout=DEFAULT_TIMEOUT,
-                 handshake=True):
+                 handshake=True, extensions=None):
+        """`extensions` is offered in Sec-WebSocket-Extensions: a string, or a
+        list of strings for one header line each."""
         self.timeout = timeout
         self.buf = bytearray()
         self.eof = False       # the server closed (or reset) its side
@@ -262,10 +568,14 @@ class Connection:
         self.received = []     # descriptions of every frame received, for reports
         self.pushed_back = []  # frames peeked at and not yet consumed
         self.response_headers = {}
+        self.pmd = None        # a Pmd once permessage-deflate is agreed
+        self.deflater = None   # the client's compressor, kept for context takeover
+        self.inflater = None   # the client's decompressor for the server's messages
+        self.last_compressed = False  # whether the last message read had RSV1
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if handshake:
-            self.handshake(host, port, path)
+            self.handshake(host, port, path, extensions)
 
     # -- lifetime ---------------------------------------------------------
 
@@ -286,8 +596,12 @@ class Connection:
 
     # -- opening handshake ------------------------------------------------
 
-    def handshake(self, host, port, path):
+    def handshake(self, host, port, path, extensions=None):
         key = base64.b64encode(os.urandom(16))
+        if isinstance(extensions, str):
+            extensions = [extensions]
+        offer_lines = b"".join(b"Sec-WebSocket-Extensions: " + e.encode("latin-1") + b"\r\n"
+                               for e in extensions or [])
         request = (
             b"GET " + path.encode() + b" HTTP/1.1\r\n"
             b"Host: " + ("%s:%d" % (host, port)).encode() + b"\r\n"
@@ -295,7 +609,7 @@ class Connection:
             b"Connection: Upgrade\r\n"
             b"Sec-WebSocket-Key: " + key + b"\r\n"
             b"Sec-WebSocket-Version: 13\r\n"
-            b"\r\n")
+            + offer_lines + b"\r\n")
         self.send(request)
         deadline = self._deadline(None)
         while b"\r\n\r\n" not in self.buf:
@@ -317,7 +631,11 @@ class Connection:
         headers = {}
         for line in lines[1:]:
             name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
+            name = name.strip().lower()
+            if name in headers:  # a list header sent on several lines
+                headers[name] += ", " + value.strip()
+            else:
+                headers[name] = value.strip()
         self.response_headers = headers
         if headers.get("upgrade", "").lower() != "websocket":
             raise Failure("101 response without 'Upgrade: websocket'")
@@ -327,11 +645,19 @@ class Connection:
         if headers.get("sec-websocket-accept") != accept:
             raise Failure("Sec-WebSocket-Accept is %r, expected %r"
                           % (headers.get("sec-websocket-accept"), accept))
-        # No extension or subprotocol was offered, so none may be selected
-        # (RFC 6455 section 4.1, client step 5 and 6).
-        for name in ("sec-websocket-extensions", "sec-websocket-protocol"):
-            if name in headers:
-                raise Failure("server selected %s %r that was not offered" % (name, headers[name]))
+        # No subprotocol is offered, so none may be selected; an extension
+        # only if offered (RFC 6455 section 4.1, client steps 5 and 6), and
+        # then the answer must be legal (RFC 7692 section 7.1).
+        if "sec-websocket-protocol" in headers:
+            raise Failure("server selected sec-websocket-protocol %r that was not offered"
+                          % headers["sec-websocket-protocol"])
+        answer = headers.get("sec-websocket-extensions")
+        if not extensions:
+            if answer is not None:
+                raise Failure("server selected sec-websocket-extensions %r that was not offered"
+                              % answer)
+        else:
+            self.pmd = negotiate(", ".join(extensions), answer)
 
     # -- sending ----------------------------------------------------------
 
@@ -430,6 +756,36 @@ class Connection:
         else:
             raise ValueError(how)
 
+    # -- permessage-deflate -------------------------------------------------
+
+    def deflate(self, payload, context=None, final=False, **kw):
+        """Compresses one whole message for this connection, with the window
+        agreed for the client. `context` True reuses the connection's
+        compressor (context takeover: the LZ77 window carries over from the
+        previous messages), False uses a fresh one; by default the compressor
+        is kept unless client_no_context_takeover was agreed. `kw` (level,
+        strategy) applies when a compressor is created."""
+        bits = self.pmd.client_max_window_bits if self.pmd is not None else 15
+        if context is None:
+            context = self.pmd is None or not self.pmd.client_no_context_takeover
+        if not context:
+            return deflate_with(deflater(bits, **kw), payload, final)
+        if self.deflater is None:
+            self.deflater = deflater(bits, **kw)
+        data = deflate_with(self.deflater, payload, final)
+        if final:
+            self.deflater = None  # the stream has ended
+        return data
+
+    def send_compressed(self, opcode, payload, sizes=None, how="whole", **kw):
+        """Sends `payload` as one compressed message (see `deflate`), in one
+        frame or split like `fragments`."""
+        data = compressed(opcode, self.deflate(payload, **kw), sizes)
+        if how == "whole":
+            self.send(data)
+        else:
+            self.send_dribble(data)
+
     # -- receiving --------------------------------------------------------
 
     def _recv_nonblocking(self):
@@ -513,7 +869,12 @@ class Connection:
                               "(RFC 6455 section 5.2)" % n)
         if masked:
             raise Failure("server sent a masked frame (RFC 6455 section 5.1)")
-        if rsv:
+        if rsv == RSV1 and self.pmd is not None:
+            if opcode not in (OP_TEXT, OP_BINARY):
+                raise Failure("server set RSV1 on a %s frame (RFC 7692 section 6: only the "
+                              "first frame of a data message may have it)"
+                              % OP_NAMES.get(opcode, "reserved opcode"))
+        elif rsv:
             raise Failure("server set reserved bits 0x%X without an extension" % rsv)
         if opcode not in OP_NAMES:
             raise Failure("server sent reserved opcode 0x%X" % opcode)
@@ -557,12 +918,15 @@ class Connection:
     def read_message(self, timeout=None, deadline=None):
         """Reads one whole data message, reassembling fragments. Returns
         (opcode, payload, number of frames). A control frame in between is a
-        failure (an echo server has no reason to send one here)."""
+        failure (an echo server has no reason to send one here). A message
+        whose first frame has RSV1 (permessage-deflate) is inflated, and
+        `last_compressed` tells whether it was."""
         if deadline is None:
             deadline = self._deadline(timeout)
         parts = []
         opcode = None
         count = 0
+        is_compressed = False
         while True:
             f = self._next(deadline, "a message")
             if f.is_control:
@@ -572,6 +936,7 @@ class Connection:
                 if f.opcode == OP_CONT:
                     raise Failure("server sent a continuation frame with no message started")
                 opcode = f.opcode
+                is_compressed = bool(f.rsv & RSV1)
             elif f.opcode != OP_CONT:
                 raise Failure("server started a new %s message inside a fragmented one"
                               % OP_NAMES[f.opcode])
@@ -579,12 +944,57 @@ class Connection:
             if f.fin:
                 break
         payload = b"".join(parts)
+        if is_compressed:
+            payload = self._inflate(opcode, payload)
+        self.last_compressed = is_compressed
         if opcode == OP_TEXT and not is_valid_utf8(payload):
             raise Failure("server sent a text message that is not valid UTF-8")
         return opcode, payload, count
 
-    def expect_message(self, payload, opcode=OP_TEXT, timeout=None, single_frame=False):
-        """The next frames form exactly this message. Returns the frame count."""
+    def _inflate(self, opcode, data):
+        """Inflates a compressed message from the server (RFC 7692 section
+        7.2.2) with the window it agreed to compress with, keeping the
+        decompressor across messages unless server_no_context_takeover was
+        agreed: a back-reference beyond that window or into an earlier
+        message the server promised not to use fails to inflate."""
+        pmd = self.pmd
+        if self.inflater is None or pmd.server_no_context_takeover or self.inflater.eof:
+            self.inflater = zlib.decompressobj(wbits=-pmd.server_max_window_bits)
+        try:
+            if pmd.server_max_window_bits < 15:
+                out = self._inflate_in_steps(data + TAIL)
+            else:
+                out = self.inflater.decompress(data + TAIL, MAX_INFLATED)
+        except zlib.error as e:
+            raise Failure("server's compressed %s message (%d bytes) does not inflate with a "
+                          "%d-bit window%s: %s"
+                          % (OP_NAMES[opcode], len(data), pmd.server_max_window_bits,
+                             " and no context takeover" if pmd.server_no_context_takeover
+                             else "", e))
+        if self.inflater.unconsumed_tail or len(out) > MAX_INFLATED:
+            raise Failure("server's compressed %s message inflates to more than %d bytes"
+                          % (OP_NAMES[opcode], MAX_INFLATED))
+        return out
+
+    def _inflate_in_steps(self, data):
+        """Inflates WINDOW_STEP bytes per call (see WINDOW_STEP)."""
+        parts = []
+        total = 0
+        while True:
+            out = self.inflater.decompress(data, WINDOW_STEP)
+            data = self.inflater.unconsumed_tail
+            if not out and not data:
+                return b"".join(parts)
+            parts.append(out)
+            total += len(out)
+            if total > MAX_INFLATED:
+                return b"".join(parts)
+
+    def expect_message(self, payload, opcode=OP_TEXT, timeout=None, single_frame=False,
+                       compressed=None):
+        """The next frames form exactly this message (after inflating, if it
+        came compressed). `compressed` True or False also requires RSV1 set
+        or clear. Returns the frame count."""
         if isinstance(payload, str):
             payload = payload.encode("utf-8")
         got_op, got, count = self.read_message(timeout=timeout)
@@ -599,6 +1009,11 @@ class Connection:
             raise Failure("%s echo of %d bytes differs at offset %d: sent %s, got %s"
                           % (OP_NAMES[opcode], len(payload), i,
                              preview(payload[i:i + 8]), preview(got[i:i + 8])))
+        if compressed is not None and compressed != self.last_compressed:
+            raise Failure("%s echo of %d bytes came back %s, expected %s"
+                          % (OP_NAMES[opcode], len(payload),
+                             "compressed" if self.last_compressed else "uncompressed",
+                             "compressed" if compressed else "uncompressed"))
         if single_frame and count != 1:
             raise Failure("message of %d bytes came back in %d frames, expected one"
                           % (len(payload), count))

@@ -358,12 +358,63 @@ TEST_CASE("Unknown paths answer 404 and plain HTTP to a WebSocket path answers 4
         CHECK(raw.http_status("GET /ws/probe HTTP/1.1\r\nX-Big: " + std::string(9000, 'a') +
                               "\r\n\r\n") == 431);
     }
+    SECTION("an upgrade that is not a GET")
+    {
+        test::raw_connection raw(srv.port());
+        auto request = test::upgrade_request("/ws/probe");
+        request.replace(0, 3, "POST");
+        raw.write(request);
+        auto [reply, closed] = raw.read_until_closed();
+        CHECK(reply.starts_with("HTTP/1.1 405"));
+        CHECK(reply.find("Allow: GET") != std::string::npos);
+    }
+    SECTION("a WebSocket version other than 13")
+    {
+        test::raw_connection raw(srv.port());
+        auto request = test::upgrade_request("/ws/probe");
+        request.replace(request.find("Version: 13"), 11, "Version: 12");
+        raw.write(request);
+        auto [reply, closed] = raw.read_until_closed();
+        CHECK(reply.starts_with("HTTP/1.1 426"));
+        CHECK(reply.find("Sec-WebSocket-Version: 13") != std::string::npos);
+    }
+    SECTION("a missing Sec-WebSocket-Key")
+    {
+        test::raw_connection raw(srv.port());
+        auto request = test::upgrade_request("/ws/probe");
+        auto const key = request.find("Sec-WebSocket-Key");
+        request.erase(key, request.find("\r\n", key) + 2 - key);
+        CHECK(raw.http_status(request) == 400);
+    }
     SECTION("garbage instead of HTTP")
     {
         test::raw_connection raw(srv.port());
         CHECK(raw.http_status("\x16\x03\x01 not http\r\n\r\n") == 400);
     }
     CHECK(p.count("open") == 0);
+}
+
+TEST_CASE("A route's origin allowlist answers 403 to other browser origins", "[http]")
+{
+    probe p;
+    test::log_capture log;
+    test::running_server srv(test::test_options(log),
+                             probe_routes(p, {.allowed_origins = {"https://good.example"}}));
+    auto with_origin = [](std::string origin) {
+        auto request = test::upgrade_request("/ws/probe");
+        return request.insert(request.size() - 2, "Origin: " + origin + "\r\n");
+    };
+    {
+        test::raw_connection raw(srv.port());
+        CHECK(raw.http_status(with_origin("https://evil.example")) == 403);
+    }
+    {
+        test::raw_connection raw(srv.port());
+        raw.write(with_origin("https://good.example"));
+        CHECK(p.wait_for("open"));
+    }
+    mallard::testing::client no_origin{srv.port(), "/ws/probe"}; // not a browser: allowed
+    CHECK(p.wait_for("open", 2));
 }
 
 TEST_CASE("A client that sends nothing is cut off at the handshake timeout", "[http][limits]")

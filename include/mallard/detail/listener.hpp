@@ -223,9 +223,25 @@ inline task<void> serve_connection(net::ip::tcp::socket socket, server_state& se
                 co_return;
             continue;
         }
+        if (upgrade.method() != http::verb::get) { // RFC 6455 section 4.1: the upgrade is a GET
+            http::response<http::string_body> res{http::status::method_not_allowed, version};
+            res.set(http::field::allow, "GET");
+            res.set(http::field::content_type, "text/plain; charset=utf-8");
+            res.body() = "A WebSocket upgrade is a GET request\n";
+            co_await respond(stream, res, false);
+            co_return;
+        }
         if (!is_upgrade) {
             co_await respond_text(stream, version, http::status::upgrade_required,
                                   "This is a WebSocket endpoint\n", false, true);
+            co_return;
+        }
+        if (!matched->allows_origin(std::string_view(upgrade[http::field::origin]))) {
+            log.write(log_level::info, log_category::access,
+                      "403 for origin " + std::string(upgrade[http::field::origin]) + " on " +
+                          std::string(upgrade.target()));
+            co_await respond_text(stream, version, http::status::forbidden,
+                                  "Origin not allowed\n");
             co_return;
         }
         if (w.stopping) {

@@ -60,7 +60,16 @@ public:
         ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
             res.set(http::field::server, server_header);
         }));
-        ws_.read_message_max(limits.max_message_size);
+        ws_.read_message_max(limits.max_message_size); // inflated bytes, when compressed
+        if (limits.permessage_deflate) {
+            // Beast negotiates per RFC 7692 section 7: it accepts an offer's
+            // client/server_no_context_takeover and max_window_bits, and
+            // declines what it cannot honour by answering without them.
+            websocket::permessage_deflate deflate;
+            deflate.server_enable = true;
+            deflate.msg_size_threshold = limits.compression_threshold;
+            ws_.set_option(deflate);
+        }
         // Whole messages go out as one frame from the caller's buffer: no
         // copy into a 4 KiB fragment buffer, and no Nagle-delayed tail.
         ws_.auto_fragment(false);

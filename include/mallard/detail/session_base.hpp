@@ -46,6 +46,18 @@ namespace mallard::detail {
 
 inline constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 
+/// The message of a caught exception, for logs.
+inline std::string describe(std::exception_ptr e)
+{
+    try {
+        std::rethrow_exception(e);
+    } catch (std::exception const& ex) {
+        return ex.what();
+    } catch (...) {
+        return "an exception not derived from std::exception";
+    }
+}
+
 /// A close that has been asked for but not yet sent.
 struct close_request {
     close_code code;
@@ -231,16 +243,9 @@ protected:
     {
         if (!log_.enabled(log_level::error))
             return;
-        std::string text = "connection " + std::to_string(id_) + " " + request_.path() + ": " +
-                           where + " threw: ";
-        try {
-            std::rethrow_exception(e);
-        } catch (std::exception const& ex) {
-            text += ex.what();
-        } catch (...) {
-            text += "an exception not derived from std::exception";
-        }
-        log_.write(log_level::error, log_category::diagnostic, text);
+        log_.write(log_level::error, log_category::diagnostic,
+                   "connection " + std::to_string(id_) + " " + request_.path() + ": " + where +
+                       " threw: " + describe(e));
     }
 
     /// A handler threw: log it and close with 1011, as RFC 6455 section 7.4.1 names.
