@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: BSL-1.0
+// mallard_bench_server: the mallard server under test in bench/.
+//
+//   /ws/echo       echoes every message unchanged, text as text, binary as binary
+//   /ws/broadcast  every connection joins the group "all"; each message
+//                  received is published to the group, so everyone (the
+//                  sender included) gets it
+//
+// Limits are raised well above what the benchmarks send, so that what is
+// measured is the message path, not a policy. Takes --port N (0 = a free
+// port) and --threads N, and prints "listening on ws://127.0.0.1:PORT" first.
+
+#include <mallard/mallard.hpp>
+
+#include <charconv>
+#include <iostream>
+#include <string>
+#include <string_view>
+
+namespace {
+
+/// Limits for a benchmark: 16 MiB messages, deep send queues.
+class bench_view : public mallard::websocket_view {
+public:
+    static constexpr std::size_t max_frame_size = 16 * 1024 * 1024;
+    static constexpr std::size_t max_send_queue_bytes = 64 * 1024 * 1024;
+    static constexpr std::size_t send_queue_high_water = 32 * 1024 * 1024;
+};
+
+class echo_view : public bench_view {
+public:
+    mallard::task<> on_receive(std::string_view data, mallard::opcode op) override
+    {
+        if (op == mallard::opcode::text)
+            co_await send_text(data);
+        else
+            co_await send_binary(data);
+    }
+};
+
+class broadcast_view : public bench_view {
+public:
+    mallard::task<> on_open() override
+    {
+        join("all");
+        co_return;
+    }
+
+    mallard::task<> on_receive(std::string_view data, mallard::opcode op) override
+    {
+        publish("all", std::string(data), op);
+        co_return;
+    }
+};
+
+template <class Number>
+bool parse_number(std::string_view text, Number& out)
+{
+    auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+    return ec == std::errc{} && ptr == text.data() + text.size();
+}
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+    mallard::server_options options;
+    options.port = 8080;
+    options.threads = 1;
+    for (int i = 1; i < argc; ++i) {
+        std::string_view const arg = argv[i];
+        bool ok = i + 1 < argc;
+        if (ok && arg == "--port")
+            ok = parse_number(argv[++i], options.port);
+        else if (ok && arg == "--threads")
+            ok = parse_number(argv[++i], options.threads) && options.threads > 0;
+        else
+            ok = false;
+        if (!ok) {
+            std::cerr << "usage: mallard_bench_server [--port N] [--threads N]\n";
+            return 2;
+        }
+    }
+    try {
+        mallard::router urls{
+            mallard::path<echo_view>("/ws/echo", "echo"),
+            mallard::path<broadcast_view>("/ws/broadcast", "broadcast"),
+        };
+        mallard::server srv{options, std::move(urls)};
+        std::cout << "listening on ws://127.0.0.1:" << srv.port() << std::endl;
+        srv.run();
+    } catch (std::exception const& e) {
+        std::cerr << "mallard_bench_server: " << e.what() << '\n';
+        return 1;
+    }
+}
