@@ -6,9 +6,9 @@
 // route's slow-consumer policy. Sans-I/O: the session's writer coroutine
 // drives it; unit tests drive it directly.
 //
-// Beast allows one write in flight per stream, so the writer marks the front
-// message "in flight" while its async_write runs: the policies never drop it,
-// because Beast still reads its bytes.
+// Beast allows one write in flight per stream, so the writer takes the front
+// message out as "in flight" while its async_write runs: the policies never
+// drop or move it, because Beast still reads its bytes.
 
 #include <mallard/options.hpp>
 
@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -81,45 +82,45 @@ public:
     }
 
     /// Whether a message waits that is not already being written.
-    bool has_waiting() const noexcept { return messages_.size() > (in_flight_ ? 1u : 0u); }
+    bool has_waiting() const noexcept { return !messages_.empty(); }
 
-    /// Marks the oldest message as being written and returns it. The
-    /// reference stays valid until `end_write`: nothing drops an in-flight message.
-    outbound_message const& begin_write() noexcept
+    /// Moves the oldest message out of the queue to be written and returns
+    /// it. It is kept apart until `end_write`: erasing from the middle of a
+    /// deque moves its elements, and Beast is still reading these bytes.
+    outbound_message const& begin_write()
     {
-        in_flight_ = true;
-        return messages_.front();
+        in_flight_.emplace(std::move(messages_.front()));
+        messages_.pop_front();
+        return *in_flight_;
     }
 
-    /// Removes the message that `begin_write` returned.
+    /// Forgets the message that `begin_write` returned.
     void end_write() noexcept
     {
-        bytes_ -= messages_.front().bytes().size();
-        messages_.pop_front();
-        in_flight_ = false;
+        bytes_ -= in_flight_->bytes().size();
+        in_flight_.reset();
     }
 
     /// Bytes queued, including the message being written.
     std::size_t bytes() const noexcept { return bytes_; }
     /// Messages queued, including the one being written.
-    std::size_t size() const noexcept { return messages_.size(); }
+    std::size_t size() const noexcept { return messages_.size() + (in_flight_ ? 1u : 0u); }
     /// Messages discarded by the policy so far.
     std::uint64_t dropped() const noexcept { return dropped_; }
 
     /// Forgets every message not in flight (the connection is closing).
     void clear_waiting() noexcept
     {
-        while (messages_.size() > (in_flight_ ? 1u : 0u)) {
-            bytes_ -= messages_.back().bytes().size();
-            messages_.pop_back();
-        }
+        for (auto const& m : messages_)
+            bytes_ -= m.bytes().size();
+        messages_.clear();
     }
 
 private:
-    // Drops the oldest data message that is not in flight; false if none.
+    // Drops the oldest waiting data message; false if none.
     bool drop_oldest_waiting() noexcept
     {
-        for (auto it = messages_.begin() + (in_flight_ ? 1 : 0); it != messages_.end(); ++it) {
+        for (auto it = messages_.begin(); it != messages_.end(); ++it) {
             if (it->type == outbound_message::kind::ping)
                 continue;
             bytes_ -= it->bytes().size();
@@ -135,7 +136,7 @@ private:
     std::size_t max_bytes_;
     slow_consumer_policy policy_;
     std::uint64_t dropped_ = 0;
-    bool in_flight_ = false;
+    std::optional<outbound_message> in_flight_;
 };
 
 } // namespace mallard::detail
