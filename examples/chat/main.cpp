@@ -2,6 +2,8 @@
 // A chat with rooms: clients join /ws/chat/<room>?name=NICK, see the room's
 // last messages, join and leave notices, and every message sent to the room.
 // The bundled page (examples/chat/www) is served at / from the same port.
+// With --token SECRET, only clients that pass ?token=SECRET may join: others
+// get HTTP 401 before the upgrade (the page forwards its own ?token=).
 //
 // Protocol, JSON text messages:
 //   server -> client  {"type":"history","messages":[{"name","text","time"}...]}
@@ -107,7 +109,17 @@ std::string utc_now()
 
 class chat_view : public mallard::websocket_view {
 public:
-    explicit chat_view(room_history& history) : history_(history) {}
+    chat_view(room_history& history, std::string const& token) : history_(history), token_(token)
+    {
+    }
+
+    mallard::task<mallard::upgrade_decision> on_upgrade() override
+    {
+        if (!token_.empty() && request().query_param("token") != token_)
+            co_return mallard::upgrade_decision::reject(mallard::http::status::unauthorized,
+                                                        "Wrong or missing token\n");
+        co_return mallard::upgrade_decision::accept();
+    }
 
     mallard::task<> on_open() override
     {
@@ -178,6 +190,7 @@ private:
     }
 
     room_history& history_;
+    std::string const& token_; // empty: no check
     std::string room_, name_, group_;
 };
 
@@ -185,18 +198,21 @@ private:
 
 int main(int argc, char** argv)
 {
-    auto args = examples::parse_args(argc, argv, "mallard_chat", {}, {"--www"});
+    auto args = examples::parse_args(argc, argv, "mallard_chat", {}, {"--www", "--token"});
     if (!args)
         return 2;
     args->options.static_directory = args->value("--www", MALLARD_CHAT_WWW);
+    auto const token = args->value("--token", "");
     try {
         room_history history;
         mallard::router urls{mallard::path(
-            "/ws/chat/<room>", [&history] { return std::make_unique<chat_view>(history); },
-            "chat")};
+            "/ws/chat/<room>",
+            [&history, &token] { return std::make_unique<chat_view>(history, token); }, "chat")};
         mallard::server srv{args->options, std::move(urls)};
-        examples::announce(srv);
-        std::cout << "open http://127.0.0.1:" << srv.port() << "/ in a browser" << std::endl;
+        examples::announce(srv, *args);
+        std::cout << "open " << (args->options.tls ? "https" : "http") << "://127.0.0.1:"
+                  << srv.port() << "/" << (token.empty() ? "" : "?token=" + token)
+                  << " in a browser" << std::endl;
         srv.run();
     } catch (std::exception const& e) {
         std::cerr << "mallard_chat: " << e.what() << '\n';

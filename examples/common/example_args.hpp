@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: BSL-1.0
 // The command line every example shares:
 //   --port N (0 = any free port)  --threads N  --address A (default 127.0.0.1)
+//   --cert FILE --key FILE (PEM; serve wss:// instead of ws://)
 // plus each example's own flags and valued options. On success the example
-// prints "listening on ws://ADDRESS:PORT" as its first line, flushed, so
-// scripts can drive it.
+// prints "listening on ws://ADDRESS:PORT" (or wss://) as its first line,
+// flushed, so scripts can drive it.
 
 #ifndef MALLARD_EXAMPLES_COMMON_EXAMPLE_ARGS_HPP
 #define MALLARD_EXAMPLES_COMMON_EXAMPLE_ARGS_HPP
@@ -15,6 +16,7 @@
 #include <charconv>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -22,6 +24,10 @@
 #include <vector>
 
 namespace examples {
+
+/// mallard::load_tls for a certificate and key file (example_tls.cpp).
+std::shared_ptr<mallard::tls_context const> load_certificate(std::string const& cert,
+                                                             std::string const& key);
 
 struct example_args {
     mallard::server_options options;
@@ -66,7 +72,7 @@ inline std::optional<example_args> parse_args(int argc, char** argv, std::string
     args.options.port = 8080;
     auto usage = [&](std::string const& problem) {
         std::cerr << name << ": " << problem << "\nusage: " << name
-                  << " [--port N] [--threads N] [--address A]";
+                  << " [--port N] [--threads N] [--address A] [--cert FILE --key FILE]";
         for (auto const& f : own_flags)
             std::cerr << " [" << f << "]";
         for (auto const& v : own_values)
@@ -87,7 +93,7 @@ inline std::optional<example_args> parse_args(int argc, char** argv, std::string
             continue;
         }
         bool const known = arg == "--port" || arg == "--threads" || arg == "--address" ||
-                           contains(own_values, arg);
+                           arg == "--cert" || arg == "--key" || contains(own_values, arg);
         if (!known)
             return usage("unknown option " + std::string(arg));
         if (i + 1 >= argc)
@@ -105,13 +111,25 @@ inline std::optional<example_args> parse_args(int argc, char** argv, std::string
             args.values.insert_or_assign(std::string(arg), std::string(value));
         }
     }
+    auto const cert = args.value("--cert", ""), key = args.value("--key", "");
+    if (cert.empty() != key.empty())
+        return usage("--cert and --key go together");
+    if (!cert.empty()) {
+        try { // every certificate problem shows here, before the server starts
+            args.options.tls = load_certificate(cert, key);
+        } catch (std::exception const& e) {
+            std::cerr << name << ": " << e.what() << '\n';
+            return std::nullopt;
+        }
+    }
     return args;
 }
 
 /// The line scripts wait for; printed once the server accepts connections.
-inline void announce(mallard::server const& srv, std::string_view scheme = "ws")
+inline void announce(mallard::server const& srv, example_args const& args)
 {
-    std::cout << "listening on " << scheme << "://127.0.0.1:" << srv.port() << std::endl;
+    std::cout << "listening on " << (args.options.tls ? "wss" : "ws")
+              << "://127.0.0.1:" << srv.port() << std::endl;
 }
 
 } // namespace examples

@@ -47,7 +47,7 @@ int main(int argc, char** argv)
                                  ? mallard::path<exact_echo_view>("/ws/echo", "echo")
                                  : mallard::path<echo_view>("/ws/echo", "echo")};
         mallard::server srv{args->options, std::move(urls)};
-        examples::announce(srv);
+        examples::announce(srv, *args);
         srv.run();
     } catch (std::exception const& e) {
         std::cerr << "mallard_echo: " << e.what() << '\n';

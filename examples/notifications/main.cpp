@@ -58,7 +58,7 @@ int main(int argc, char** argv)
             [interval] { return std::make_unique<notifications_view>(interval); },
             "notifications")};
         mallard::server srv{args->options, std::move(urls)};
-        examples::announce(srv);
+        examples::announce(srv, *args);
         srv.run();
     } catch (std::exception const& e) {
         std::cerr << "mallard_notifications: " << e.what() << '\n';

@@ -2,7 +2,8 @@
 #ifndef MALLARD_MALLARD_HPP
 #define MALLARD_MALLARD_HPP
 
-// Every public header of mallard.
+// Every public header of mallard but <mallard/tls.hpp>, which needs OpenSSL
+// (CMake target mallard::tls).
 
 #include <mallard/backplane.hpp>
 #include <mallard/close_reason.hpp>
@@ -16,6 +17,8 @@
 #include <mallard/server.hpp>
 #include <mallard/server_stats.hpp>
 #include <mallard/task.hpp>
+#include <mallard/tls_context.hpp>
+#include <mallard/upgrade_decision.hpp>
 #include <mallard/version.hpp>
 #include <mallard/websocket_view.hpp>
 

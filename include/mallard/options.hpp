@@ -5,6 +5,7 @@
 #include <mallard/backplane.hpp>
 #include <mallard/logger.hpp>
 #include <mallard/request.hpp>
+#include <mallard/tls_context.hpp>
 
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -18,6 +19,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -53,8 +55,17 @@ struct server_options {
     /// The address to listen on. Default loopback: exposing a server to the
     /// network is a decision to make on purpose.
     std::string address = "127.0.0.1";
-    /// The TCP port; 0 picks a free one, readable afterwards from `server::port()`.
+    /// The TCP port: ws://, or wss:// when `tls` is set. 0 picks a free one,
+    /// readable afterwards from `server::port()`.
     unsigned short port = 8080;
+    /// Serve wss:// on `port` with this certificate and key, made by
+    /// `mallard::load_tls` from `<mallard/tls.hpp>` (CMake target
+    /// `mallard::tls`). Default (empty): plain ws://.
+    std::shared_ptr<tls_context const> tls{};
+    /// With `tls` set, also serve plain ws:// on this port (0 picks a free
+    /// one, readable from `server::plain_port()`), e.g. for a proxy on the
+    /// same host. Default (empty): TLS only.
+    std::optional<unsigned short> plain_port{};
     /// Threads, each running its own event loop; every connection stays on
     /// one of them for its life. Default: the hardware's concurrency.
     unsigned threads = std::max(1u, std::thread::hardware_concurrency());
@@ -105,6 +116,12 @@ struct route_options {
     /// allows every origin. Clients that send no Origin (not browsers) are
     /// always allowed: the check protects users' browsers, not the server.
     std::vector<std::string> allowed_origins{};
+    /// Subprotocols spoken, in order of preference; replaces the view's
+    /// `subprotocols`. See `websocket_view::subprotocols`.
+    std::optional<std::vector<std::string>> subprotocols{};
+    /// Whether an upgrade that agrees on no subprotocol is refused (400)
+    /// rather than accepted without one; replaces the view's member.
+    std::optional<bool> require_subprotocol{};
 };
 
 /** The limits in force on one connection, every option resolved.
@@ -181,6 +198,53 @@ connection_limits resolve_limits(route_options const& route, std::string const& 
     return limits;
 }
 
+/// What a route checks in an upgrade request before asking its view.
+struct upgrade_rules {
+    /// Browser origins allowed; empty allows all.
+    std::vector<std::string> allowed_origins;
+    /// Subprotocols spoken, most preferred first.
+    std::vector<std::string> subprotocols;
+    /// Refuse upgrades that agree on no subprotocol.
+    bool require_subprotocol = false;
+};
+
+/// Whether `name` is an HTTP token (RFC 7230 section 3.2.6), as RFC 6455
+/// section 4.1 requires of a subprotocol name.
+inline bool is_http_token(std::string_view name)
+{
+    constexpr std::string_view separators = "()<>@,;:\\\"/[]?={} \t";
+    if (name.empty())
+        return false;
+    for (char c : name)
+        if (c <= 0x20 || c >= 0x7f || separators.find(c) != std::string_view::npos)
+            return false;
+    return true;
+}
+
+/// Resolves a route's upgrade rules (route > view) and checks them.
+template <class View>
+upgrade_rules resolve_upgrade_rules(route_options const& route, std::string const& where)
+{
+    upgrade_rules rules{route.allowed_origins, {},
+                        route.require_subprotocol.value_or(View::require_subprotocol)};
+    if (route.subprotocols)
+        rules.subprotocols = *route.subprotocols;
+    else
+        for (std::string_view name : View::subprotocols)
+            rules.subprotocols.emplace_back(name);
+    for (auto const& name : rules.subprotocols)
+        if (!is_http_token(name))
+            throw_bad_option(where, "subprotocols",
+                             ("has \"" + name +
+                              "\", which is not a valid name: use letters, digits and "
+                              "!#$%&'*+-.^_`|~ only")
+                                 .c_str());
+    if (rules.require_subprotocol && rules.subprotocols.empty())
+        throw_bad_option(where, "require_subprotocol",
+                         "is set but no subprotocols are listed; list them or turn it off");
+    return rules;
+}
+
 /// Checks server-wide options; throws naming the field and the fix.
 inline void check_server_options(server_options const& options)
 {
@@ -202,6 +266,11 @@ inline void check_server_options(server_options const& options)
                               "\" is not a readable folder; give an existing folder or leave it empty")
                                  .c_str());
     }
+    if (options.plain_port && !options.tls)
+        throw_bad_option(where, "plain_port",
+                         "only applies with tls set; for ws:// alone use port");
+    if (options.plain_port && *options.plain_port != 0 && *options.plain_port == options.port)
+        throw_bad_option(where, "plain_port", "must differ from port, which serves wss://");
     if (!options.health_path.empty() && options.health_path.front() != '/')
         throw_bad_option(where, "health_path", "must start with '/' (or be empty to turn it off)");
 }

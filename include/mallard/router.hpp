@@ -33,12 +33,12 @@ public:
     using factory_type = std::function<std::unique_ptr<websocket_view>()>;
 
     route(std::string_view pattern, std::string name, factory_type factory,
-          connection_limits limits, std::vector<std::string> allowed_origins = {})
+          connection_limits limits, detail::upgrade_rules rules = {})
         : pattern_(pattern, name)
         , name_(std::move(name))
         , factory_(std::move(factory))
         , limits_(limits)
-        , allowed_origins_(std::move(allowed_origins))
+        , rules_(std::move(rules))
     {
     }
 
@@ -51,13 +51,18 @@ public:
     /// Whether a browser from `origin` may connect (an empty origin: not a browser).
     bool allows_origin(std::string_view origin) const
     {
-        if (allowed_origins_.empty() || origin.empty())
+        if (rules_.allowed_origins.empty() || origin.empty())
             return true;
-        for (auto const& allowed : allowed_origins_)
+        for (auto const& allowed : rules_.allowed_origins)
             if (allowed == origin)
                 return true;
         return false;
     }
+
+    /// Subprotocols spoken, most preferred first.
+    std::vector<std::string> const& subprotocols() const noexcept { return rules_.subprotocols; }
+    /// Whether an upgrade must agree on one of `subprotocols()`.
+    bool require_subprotocol() const noexcept { return rules_.require_subprotocol; }
 
     /// Makes the view for one new connection.
     std::unique_ptr<websocket_view> make_view() const { return factory_(); }
@@ -69,7 +74,7 @@ private:
     std::string name_;
     factory_type factory_;
     connection_limits limits_;
-    std::vector<std::string> allowed_origins_;
+    detail::upgrade_rules rules_;
 };
 
 namespace detail {
@@ -105,9 +110,11 @@ route path(std::string_view pattern, std::string name, route_options const& opti
                   "mallard::path<View>: View needs a default constructor; to pass it arguments, "
                   "register a factory: mallard::path(pattern, [&] { return "
                   "std::make_unique<View>(args...); }, name)");
-    auto limits = detail::resolve_limits<View>(options, detail::describe_route(pattern, name));
+    auto const where = detail::describe_route(pattern, name);
+    auto limits = detail::resolve_limits<View>(options, where);
+    auto rules = detail::resolve_upgrade_rules<View>(options, where);
     return route(pattern, std::move(name), [] { return std::make_unique<View>(); }, limits,
-                 options.allowed_origins);
+                 std::move(rules));
 }
 
 /** A route to a view made by `factory`, for views that need shared state.
@@ -126,11 +133,13 @@ route path(std::string_view pattern, Factory factory, std::string name,
                   "mallard::path(pattern, factory, name): the factory must return "
                   "std::unique_ptr<View> with View derived from mallard::websocket_view");
     using View = typename detail::is_view_pointer<result>::view;
-    auto limits = detail::resolve_limits<View>(options, detail::describe_route(pattern, name));
+    auto const where = detail::describe_route(pattern, name);
+    auto limits = detail::resolve_limits<View>(options, where);
+    auto rules = detail::resolve_upgrade_rules<View>(options, where);
     return route(
         pattern, std::move(name),
         [f = std::move(factory)]() mutable -> std::unique_ptr<websocket_view> { return f(); },
-        limits, options.allowed_origins);
+        limits, std::move(rules));
 }
 
 /** Maps URL paths to views. Routes are tried in the order they were added.

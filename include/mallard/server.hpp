@@ -9,6 +9,7 @@
 #include <mallard/options.hpp>
 #include <mallard/router.hpp>
 #include <mallard/server_stats.hpp>
+#include <mallard/tls_context.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -18,6 +19,7 @@
 
 #include <atomic>
 #include <csignal>
+#include <deque>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -72,7 +74,10 @@ public:
         state_->groups = &*fanout_;
         if (!state_->options.static_directory.empty())
             state_->static_root = std::filesystem::canonical(state_->options.static_directory);
-        open_acceptor();
+        auto const& opts = state_->options;
+        open_listener(opts.port, opts.tls.get());
+        if (opts.plain_port)
+            open_listener(*opts.plain_port, nullptr);
     }
 
     server(server const&) = delete;
@@ -85,8 +90,15 @@ public:
         std::unique_lock lock(run_mutex_);
     }
 
-    /// The port the server listens on; the actual one when `port` was 0.
-    unsigned short port() const noexcept { return port_; }
+    /// The port `options.port` asked for (wss:// when `options.tls` is set);
+    /// the actual one when it was 0.
+    unsigned short port() const noexcept { return listeners_.front().port; }
+
+    /// The ws:// port beside a TLS one (`options.plain_port`); 0 when none.
+    unsigned short plain_port() const noexcept
+    {
+        return listeners_.size() > 1 ? listeners_.back().port : 0;
+    }
 
     /// Open WebSocket connections on all threads.
     std::size_t connection_count() const noexcept
@@ -142,10 +154,11 @@ public:
                     stop();
             });
         }
-        net::co_spawn(first.ioc, accept_loop(), [this](std::exception_ptr e) {
-            if (e)
-                log_error("the accept loop", e);
-        });
+        for (auto& listener : listeners_)
+            net::co_spawn(first.ioc, accept_loop(listener), [this](std::exception_ptr e) {
+                if (e)
+                    log_error("the accept loop", e);
+            });
 
         std::vector<std::thread> threads;
         for (std::size_t i = 1; i < workers_.size(); ++i)
@@ -174,7 +187,14 @@ public:
     }
 
 private:
-    void open_acceptor()
+    // One listening socket; `tls` (not owned) serves its connections when set.
+    struct listener {
+        net::ip::tcp::acceptor acceptor;
+        tls_context const* tls;
+        unsigned short port;
+    };
+
+    void open_listener(unsigned short port, tls_context const* tls)
     {
         auto const& options = state_->options;
         error_code ec;
@@ -182,32 +202,33 @@ private:
         if (ec)
             throw std::invalid_argument("mallard::server_options: address \"" + options.address +
                                         "\" is not an IPv4 or IPv6 address");
-        net::ip::tcp::endpoint const endpoint(address, options.port);
-        acceptor_.emplace(workers_.front()->ioc);
+        net::ip::tcp::endpoint const endpoint(address, port);
+        net::ip::tcp::acceptor acceptor(workers_.front()->ioc);
         auto fail = [&](char const* what, char const* hint = "") {
             throw std::system_error(ec, "mallard::server: cannot " + std::string(what) + " " +
-                                            options.address + ":" +
-                                            std::to_string(options.port) + hint);
+                                            options.address + ":" + std::to_string(port) + hint);
         };
-        if (acceptor_->open(endpoint.protocol(), ec))
+        if (acceptor.open(endpoint.protocol(), ec))
             fail("open a socket for");
-        acceptor_->set_option(net::socket_base::reuse_address(true), ec);
-        if (acceptor_->bind(endpoint, ec))
+        acceptor.set_option(net::socket_base::reuse_address(true), ec);
+        if (acceptor.bind(endpoint, ec))
             fail("listen on", " (is another process using the port?)");
-        if (acceptor_->listen(net::socket_base::max_listen_connections, ec))
+        if (acceptor.listen(net::socket_base::max_listen_connections, ec))
             fail("listen on");
-        port_ = acceptor_->local_endpoint().port();
+        auto const bound = acceptor.local_endpoint().port();
+        listeners_.push_back(listener{std::move(acceptor), tls, bound});
     }
 
-    task<void> accept_loop()
+    task<void> accept_loop(listener& from)
     {
+        auto& acceptor = from.acceptor;
         std::size_t next = 0;
         net::steady_timer backoff(workers_.front()->ioc);
-        while (acceptor_->is_open()) {
+        while (acceptor.is_open()) {
             auto& w = *workers_[next];
             next = (next + 1) % workers_.size();
-            auto [ec, socket] = co_await acceptor_->async_accept(w.ioc, detail::use_tuple);
-            if (ec == net::error::operation_aborted || !acceptor_->is_open())
+            auto [ec, socket] = co_await acceptor.async_accept(w.ioc, detail::use_tuple);
+            if (ec == net::error::operation_aborted || !acceptor.is_open())
                 break;
             if (ec) { // out of file descriptors, most likely: pause, do not spin
                 state_->options.log.write(log_level::error, log_category::diagnostic,
@@ -216,24 +237,28 @@ private:
                 co_await backoff.async_wait(detail::use_tuple);
                 continue;
             }
-            net::co_spawn(w.ioc, serve(std::move(socket), w), [this](std::exception_ptr e) {
-                if (e)
-                    log_error("a connection", e);
-            });
+            net::co_spawn(w.ioc, serve(std::move(socket), w, from.tls),
+                          [this](std::exception_ptr e) {
+                              if (e)
+                                  log_error("a connection", e);
+                          });
         }
     }
 
-    task<void> serve(net::ip::tcp::socket socket, detail::worker& w)
+    task<void> serve(net::ip::tcp::socket socket, detail::worker& w, tls_context const* tls)
     {
-        co_await detail::serve_connection(std::move(socket), *state_, w);
+        if (tls)
+            co_await tls->serve(std::move(socket), *state_, w);
+        else
+            co_await detail::serve_connection(std::move(socket), *state_, w);
     }
 
     void begin_shutdown()
     {
         net::post(workers_.front()->ioc, [this] {
             error_code ignored;
-            if (acceptor_)
-                acceptor_->close(ignored);
+            for (auto& listener : listeners_)
+                listener.acceptor.close(ignored);
             if (signals_)
                 signals_->cancel(ignored);
         });
@@ -290,9 +315,8 @@ private:
     std::unique_ptr<detail::server_state> state_;
     std::vector<std::unique_ptr<detail::worker>> workers_;
     std::optional<detail::fanout> fanout_;
-    std::optional<net::ip::tcp::acceptor> acceptor_;
+    std::deque<listener> listeners_; // stable addresses: accept loops refer to them
     std::optional<net::signal_set> signals_;
-    unsigned short port_ = 0;
     std::atomic<bool> stop_requested_{false};
     std::mutex run_mutex_;
     bool ran_ = false;

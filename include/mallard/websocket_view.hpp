@@ -10,7 +10,9 @@
 #include <mallard/request.hpp>
 #include <mallard/send_status.hpp>
 #include <mallard/task.hpp>
+#include <mallard/upgrade_decision.hpp>
 
+#include <array>
 #include <chrono>
 #include <concepts>
 #include <cstddef>
@@ -95,11 +97,44 @@ public:
     /// With permessage-deflate on, messages below this many bytes go
     /// uncompressed. Default 256: smaller ones rarely shrink.
     static constexpr std::size_t compression_threshold = 256;
+    /** Subprotocols this view speaks (`Sec-WebSocket-Protocol`), most
+        preferred first. Of those a client offers, the first here is chosen
+        (RFC 6455 section 4.2.2) and readable as `subprotocol()`. Default: none.
+        @code
+        static constexpr std::string_view subprotocols[] = {"chat.v2", "chat.v1"};
+        @endcode
+    */
+    static constexpr std::array<std::string_view, 0> subprotocols{};
+    /// Refuse (HTTP 400) an upgrade that agrees on none of `subprotocols`,
+    /// rather than accept it without one. Default false.
+    static constexpr bool require_subprotocol = false;
 
     websocket_view() = default;
     websocket_view(websocket_view const&) = delete;
     websocket_view& operator=(websocket_view const&) = delete;
     virtual ~websocket_view() = default;
+
+    /** Decides whether this connection may open, before the 101 response.
+
+        Runs once, on the connection's thread, with `request()` and
+        `subprotocol()` available; it may await (a token lookup, say) but is
+        cut off at the server's `handshake_timeout` (the client gets 503), and
+        an exception escaping it answers 500. What it stores in the view's
+        members (the authenticated user, say) is there in `on_open` and after.
+        Do not send from it: the connection is not open yet. Default: accept.
+
+        @par Example
+        @code
+        mallard::task<mallard::upgrade_decision> on_upgrade() override {
+            user_ = co_await sessions_.find(request().query_param("token").value_or(""));
+            if (!user_)
+                co_return mallard::upgrade_decision::reject(
+                    mallard::http::status::unauthorized, "Wrong or missing token\n");
+            co_return mallard::upgrade_decision::accept();
+        }
+        @endcode
+    */
+    virtual task<upgrade_decision> on_upgrade() { co_return upgrade_decision::accept(); }
 
     /// Runs once after the opening handshake. Default: nothing.
     virtual task<> on_open() { co_return; }
@@ -255,9 +290,13 @@ public:
         return session_ ? session_->groups().size(group) : 0;
     }
 
-    /// The upgrade request; available from `on_open` on.
-    /// @throws std::logic_error when called before `on_open` (in a constructor).
+    /// The upgrade request; available from `on_upgrade` on.
+    /// @throws std::logic_error when called in a constructor.
     mallard::request const& request() const { return attached().request(); }
+
+    /// The subprotocol agreed with the client; empty when none. Available
+    /// from `on_upgrade` on.
+    std::string const& subprotocol() const { return attached().subprotocol(); }
 
     /// The limits in force on this connection.
     connection_limits const& limits() const { return attached().limits(); }
@@ -285,8 +324,9 @@ private:
     detail::session_base const& attached() const
     {
         if (!session_)
-            throw std::logic_error("mallard::websocket_view: request() and limits() are "
-                                   "available from on_open on, not in a constructor");
+            throw std::logic_error("mallard::websocket_view: request(), subprotocol() and "
+                                   "limits() are available from on_upgrade on, not in a "
+                                   "constructor");
         return *session_;
     }
 

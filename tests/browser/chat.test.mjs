@@ -1,6 +1,9 @@
 // Browser test for the mallard chat example: three real browser pages chat
 // through the example server, driven with playwright-core and the system's
-// Chromium (no browser is downloaded).
+// Chromium (no browser is downloaded). A second run starts the server with
+// --token: pages with the right token in their address chat, a page with a
+// wrong one is refused and says so, and a direct upgrade request without the
+// right token is answered HTTP 401.
 //
 // Usage (dependencies are resolved from tests/browser/node_modules, so run
 // `npm ci` there once; the script itself can be started from any directory):
@@ -12,7 +15,9 @@
 // only when every check passed.
 
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
+import { request } from 'node:http';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { chromium } from 'playwright-core';
@@ -36,12 +41,14 @@ const LISTENING_RE = /^listening on ws:\/\/127\.0\.0\.1:(\d+)$/;
 
 const ALICE_TEXT = 'hello from alice';
 const CAROL_TEXT = 'hello from carol';
+const TOKEN = 's3cret';
+const DAVE_TEXT = 'hello from dave, with a token';
 
 // ---- checks ----------------------------------------------------------------
 
 // Every named check is counted, in this order. When an early step fails the
 // checks that could not run are counted as failed, so the totals never shrink.
-const CHECKS = [
+const OPEN_CHECKS = [
   'server starts and prints its listening line',
   'page is served at / with its script and stylesheet',
   'alice joins lobby and sees "connected to lobby"',
@@ -56,6 +63,17 @@ const CHECKS = [
   'no script errors on any page',
   'screenshot of bob\'s page saved',
 ];
+// The second run, with `--token s3cret`.
+const TOKEN_CHECKS = [
+  'server with --token starts and prints its listening line',
+  'upgrade without the token or with a wrong one: HTTP 401 with a body; right token: 101',
+  'dave (?token=s3cret, autojoin) joins lobby with the token in the WebSocket URL',
+  'erin (?token=s3cret, form) joins lobby with the token in the WebSocket URL',
+  'dave\'s message reaches dave and erin',
+  'mallory (?token=wrong) does not connect and the page says why',
+  'no script errors on the token run\'s pages',
+];
+const CHECKS = [...OPEN_CHECKS, ...TOKEN_CHECKS];
 
 const results = new Map(); // name -> { ok, detail }
 let activeServer = null; // the running server's child process, for the watchdog
@@ -91,8 +109,8 @@ function withTimeout(promise, ms, what) {
 
 // ---- the server --------------------------------------------------------------
 
-function startServer(binary) {
-  const child = spawn(binary, ['--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+function startServer(binary, args = []) {
+  const child = spawn(binary, ['--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   activeServer = child;
   const output = []; // last lines of stdout and stderr, for failure reports
   const remember = (line) => {
@@ -228,7 +246,44 @@ async function describePage(info) {
 
 // ---- the run ---------------------------------------------------------------------
 
+function launchBrowser() {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    timeout: LAUNCH_TIMEOUT_MS,
+  });
+}
+
+// After a failed check: what each page shows, the server's last output, and a
+// screenshot of every page (except those listed in `keep`).
+async function reportFailure(pages, server, artifactDir, prefix, keep = []) {
+  for (const info of pages) console.log(await describePage(info));
+  if (server) console.log(`--- server output (last lines) ---\n${server.output.join('\n') || '(none)'}`);
+  for (const info of pages) {
+    if (keep.includes(info.label)) continue;
+    try {
+      mkdirSync(artifactDir, { recursive: true });
+      await info.page.screenshot({ path: join(artifactDir, `${prefix}-${info.label}-failure.png`), timeout: 5_000 });
+    } catch {
+      // the page may be gone; the text description above is what matters
+    }
+  }
+}
+
 async function run(binary, artifactDir) {
+  const shared = { browser: null }; // one browser for both runs
+  try {
+    await runOpen(binary, artifactDir, shared);
+    await runWithToken(binary, artifactDir, shared);
+  } finally {
+    if (shared.browser) await withTimeout(shared.browser.close(), 15_000, 'closing the browser').catch((err) =>
+      console.log(`could not close the browser: ${err.message}`));
+  }
+}
+
+// The first run: an open server, three pages in two rooms.
+async function runOpen(binary, artifactDir, shared) {
   let server = null;
   let browser = null;
   const pages = [];
@@ -246,12 +301,7 @@ async function run(binary, artifactDir) {
     // 2. the browser and the three pages
     let alice, bob, carol;
     const served = await check(CHECKS[1], async () => {
-      browser = await chromium.launch({
-        executablePath: CHROMIUM,
-        headless: true,
-        args: CHROMIUM_ARGS,
-        timeout: LAUNCH_TIMEOUT_MS,
-      });
+      browser = shared.browser = await launchBrowser();
       alice = await openPage(browser, 'alice', `${origin}/`);
       pages.push(alice);
       const loaded = await alice.page.evaluate(() => ({
@@ -366,22 +416,157 @@ async function run(binary, artifactDir) {
       console.log(`screenshot: ${file}`);
     });
   } finally {
-    const failed = CHECKS.some((name) => !results.get(name)?.ok);
-    if (failed) {
-      for (const info of pages) console.log(await describePage(info));
-      if (server) console.log(`--- server output (last lines) ---\n${server.output.join('\n') || '(none)'}`);
-      for (const info of pages) {
-        if (info.label === 'bob' && results.get(CHECKS[12])?.ok) continue;
-        try {
-          mkdirSync(artifactDir, { recursive: true });
-          await info.page.screenshot({ path: join(artifactDir, `chat-${info.label}-failure.png`), timeout: 5_000 });
-        } catch {
-          // the page may be gone; the text description above is what matters
+    if (OPEN_CHECKS.some((name) => !results.get(name)?.ok)) {
+      await reportFailure(pages, server, artifactDir, 'chat', results.get(CHECKS[12])?.ok ? ['bob'] : []);
+    }
+    for (const info of pages) await info.context.close().catch(() => {});
+    if (server) await stopServer(server);
+  }
+}
+
+// A WebSocket upgrade request sent with node:http; resolves with the status
+// and body of the answer (an empty body for a 101, whose socket is closed).
+function upgradeRequest(port, path) {
+  return new Promise((resolveAnswer, reject) => {
+    const req = request({
+      host: '127.0.0.1',
+      port,
+      path,
+      agent: false,
+      headers: {
+        Connection: 'Upgrade',
+        Upgrade: 'websocket',
+        'Sec-WebSocket-Version': '13',
+        'Sec-WebSocket-Key': randomBytes(16).toString('base64'),
+        Origin: `http://127.0.0.1:${port}`,
+      },
+    });
+    req.on('upgrade', (res, socket) => {
+      socket.destroy();
+      resolveAnswer({ status: res.statusCode, body: '' });
+    });
+    req.on('response', (res) => {
+      const chunks = [];
+      res.on('data', (chunk) => chunks.push(chunk));
+      res.on('end', () => {
+        resolveAnswer({ status: res.statusCode, body: Buffer.concat(chunks).toString() });
+        req.destroy();
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+// The second run: the server requires `?token=s3cret` on the WebSocket URL.
+async function runWithToken(binary, artifactDir, shared) {
+  const [started, refused, daveJoinedCheck, erinJoinedCheck, delivered, mallorySees, noErrors] = TOKEN_CHECKS;
+  let server = null;
+  const pages = [];
+
+  try {
+    let port = 0;
+    const up = await check(started, async () => {
+      server = startServer(binary, ['--token', TOKEN]);
+      port = await withTimeout(server.port, STARTUP_TIMEOUT_MS, 'waiting for the listening line');
+    });
+    if (!up) return;
+    const origin = `http://127.0.0.1:${port}`;
+    const socketUrl = (room, name, token) =>
+      `ws://127.0.0.1:${port}/ws/chat/${room}?name=${name}&token=${token}`;
+
+    await check(refused, async () => {
+      const cases = [
+        ['no token', '/ws/chat/lobby?name=x', 401],
+        ['a wrong token', '/ws/chat/lobby?name=x&token=wrong', 401],
+        ['the right token', `/ws/chat/lobby?name=x&token=${TOKEN}`, 101],
+      ];
+      for (const [what, path, expected] of cases) {
+        const { status, body } = await withTimeout(upgradeRequest(port, path), STEP_TIMEOUT_MS,
+          `the upgrade request with ${what}`);
+        expect(status === expected, `upgrade with ${what} (${path}) answered HTTP ${status}, expected ${expected}`);
+        if (expected === 401) {
+          expect(body.trim() !== '', `the HTTP 401 for an upgrade with ${what} has an empty body`);
+          console.log(`  ${what}: HTTP ${status} ${JSON.stringify(body.trim())}`);
         }
       }
+    });
+
+    let dave, erin, mallory;
+    const daveJoined = await check(daveJoinedCheck, async () => {
+      if (!shared.browser) shared.browser = await launchBrowser();
+      dave = await openPage(shared.browser, 'dave', `${origin}/?room=lobby&name=dave&token=${TOKEN}&autojoin=1`);
+      pages.push(dave);
+      await waitForStatus(dave, 'connected to lobby');
+      const expected = socketUrl('lobby', 'dave', TOKEN);
+      expect(dave.sockets.includes(expected),
+        `dave opened ${dave.sockets.join(', ') || 'no websocket'}, expected ${expected}`);
+    });
+
+    const erinJoined = await check(erinJoinedCheck, async () => {
+      if (!shared.browser) shared.browser = await launchBrowser();
+      erin = await openPage(shared.browser, 'erin', `${origin}/?token=${TOKEN}`);
+      pages.push(erin);
+      await joinWithForm(erin, 'lobby', 'erin');
+      await waitForStatus(erin, 'connected to lobby');
+      const expected = socketUrl('lobby', 'erin', TOKEN);
+      expect(erin.sockets.includes(expected),
+        `erin opened ${erin.sockets.join(', ') || 'no websocket'}, expected ${expected}`);
+    });
+
+    await check(delivered, async () => {
+      expect(daveJoined && erinJoined, 'dave or erin did not join');
+      await dave.page.fill('#text', DAVE_TEXT);
+      await dave.page.press('#text', 'Enter');
+      await waitForMessage(dave, 'dave', DAVE_TEXT);
+      await waitForMessage(erin, 'dave', DAVE_TEXT);
+    });
+
+    await check(mallorySees, async () => {
+      if (!shared.browser) shared.browser = await launchBrowser();
+      mallory = await openPage(shared.browser, 'mallory', `${origin}/?room=lobby&name=mallory&token=wrong&autojoin=1`);
+      pages.push(mallory);
+      try {
+        await mallory.page.waitForFunction(() => document.querySelector('#status')?.classList.contains('error'),
+          null, { timeout: STEP_TIMEOUT_MS });
+      } catch {
+        const shown = await mallory.page.textContent('#status').catch(() => '?');
+        throw new Failure(`mallory's #status shows no error within ${STEP_TIMEOUT_MS / 1000} s; ` +
+          `it shows "${shown?.trim()}"`);
+      }
+      const shown = await mallory.page.evaluate(() => ({
+        status: document.querySelector('#status').textContent.trim(),
+        statusVisible: document.querySelector('#status').getBoundingClientRect().height > 0,
+        notices: [...document.querySelectorAll('#messages .notice.error')].map((n) => n.textContent),
+        joined: !document.querySelector('#leave').hidden,
+        canWrite: !document.querySelector('#text').disabled,
+      }));
+      const attempted = socketUrl('lobby', 'mallory', 'wrong');
+      expect(mallory.sockets.includes(attempted),
+        `mallory opened ${mallory.sockets.join(', ') || 'no websocket'}, expected ${attempted}`);
+      expect(shown.status.startsWith('could not connect to lobby'),
+        `#status shows "${shown.status}", expected it to start with "could not connect to lobby"`);
+      expect(shown.statusVisible, '#status is not visible');
+      expect(!shown.joined && !shown.canWrite, 'the page looks joined: Leave is shown or #text is enabled');
+      expect(shown.notices.some((n) => /token/.test(n)),
+        `no error notice in #messages mentions the access token: ${JSON.stringify(shown.notices)}`);
+      mkdirSync(artifactDir, { recursive: true });
+      const file = join(artifactDir, 'chat-refused.png');
+      await mallory.page.screenshot({ path: file, timeout: STEP_TIMEOUT_MS });
+      console.log(`  mallory's page: "${shown.status}" / "${shown.notices.join(' | ')}"; screenshot: ${file}`);
+    });
+
+    await check(noErrors, async () => {
+      expect(pages.length > 0, 'no page was opened');
+      const errors = pages.filter((p) => p.errors.length).map((p) => `${p.label}: ${p.errors.join(' | ')}`);
+      expect(errors.length === 0, `script errors: ${errors.join('; ')}`);
+    });
+  } finally {
+    if (TOKEN_CHECKS.some((name) => !results.get(name)?.ok)) {
+      await reportFailure(pages, server, artifactDir, 'chat-token');
     }
-    if (browser) await withTimeout(browser.close(), 15_000, 'closing the browser').catch((err) =>
-      console.log(`could not close the browser: ${err.message}`));
+    for (const info of pages) await info.context.close().catch(() => {});
     if (server) await stopServer(server);
   }
 }

@@ -21,6 +21,11 @@ SHUTDOWN_TIMEOUT = 10  # seconds from SIGTERM to process exit
 LISTENING_RE = re.compile(r"^listening on ws://127\.0\.0\.1:(\d+)$")
 
 
+def listening_re(scheme):
+    """The first stdout line of a server serving `scheme` ("ws" or "wss")."""
+    return re.compile(rf"^listening on {re.escape(scheme)}://127\.0\.0\.1:(\d+)$")
+
+
 class Failure(Exception):
     """An assertion about the server's behaviour did not hold."""
 
@@ -46,18 +51,23 @@ def close_code_of(exc):
 
 
 class Server:
-    """An example binary running as a child process on a free port."""
+    """An example binary running as a child process on a free port.
 
-    def __init__(self, binary, *args):
+    `scheme` is what its listening line announces: "wss" when it is given
+    --cert and --key.
+    """
+
+    def __init__(self, binary, *args, scheme="ws"):
         self.binary = binary
         self.args = ["--port", "0", *args]
+        self.scheme = scheme
         self.proc = None
         self.port = None
         self._drain = None
 
     @property
     def base_url(self):
-        return f"ws://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     async def start(self):
         self.proc = await asyncio.create_subprocess_exec(
@@ -73,7 +83,7 @@ class Server:
             code = await self.proc.wait()
             raise Failure(f"{self.binary} exited with code {code} before listening")
         text = line.decode(errors="replace").rstrip("\r\n")
-        match = LISTENING_RE.match(text)
+        match = listening_re(self.scheme).match(text)
         check(match, f"unexpected first stdout line from server: {text!r}")
         self.port = int(match.group(1))
         # Keep reading stdout so a chatty server never blocks on a full pipe.
@@ -93,9 +103,9 @@ class Server:
             self._drain.cancel()
 
 
-async def check_graceful_shutdown(server, path):
+async def check_graceful_shutdown(server, path, **connect_kwargs):
     """SIGTERM closes an open client with 1001 and the process exits 0."""
-    async with connect(server.base_url + path) as ws:
+    async with connect(server.base_url + path, **connect_kwargs) as ws:
         # Make sure the connection is fully established before signalling.
         await ws.ping()
         server.proc.send_signal(signal.SIGTERM)

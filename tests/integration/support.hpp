@@ -209,30 +209,19 @@ public:
     /// returns what arrived and whether the server closed.
     std::pair<std::string, bool> read_until_closed(std::chrono::milliseconds timeout = 5s)
     {
-        std::string data;
-        bool closed = false;
-        std::array<char, 4096> chunk;
-        std::function<void()> read_more = [&] {
-            socket_.async_read_some(net::buffer(chunk), [&](boost::system::error_code ec,
-                                                            std::size_t n) {
-                data.append(chunk.data(), n);
-                if (ec) {
-                    closed = ec != net::error::operation_aborted;
-                    return;
-                }
-                read_more();
-            });
-        };
-        read_more();
-        ioc_.restart();
-        ioc_.run_for(timeout);
-        if (!ioc_.stopped()) {
-            boost::system::error_code ignored;
-            socket_.cancel(ignored);
-            ioc_.restart();
-            ioc_.run();
-        }
-        return {data, closed};
+        return read_while([](std::string const&) { return true; }, timeout);
+    }
+
+    /// Reads until `marker` has arrived, the server closes, or `timeout`
+    /// passes; returns everything read.
+    std::string read_until(std::string_view marker, std::chrono::milliseconds timeout = 5s)
+    {
+        return read_while(
+                   [marker](std::string const& data) {
+                       return data.find(marker) == std::string::npos;
+                   },
+                   timeout)
+            .first;
     }
 
     /// Sends `request` and returns the HTTP status of the answer (0 if none).
@@ -248,6 +237,38 @@ public:
     net::ip::tcp::socket& socket() { return socket_; }
 
 private:
+    // Reads while `more(data)` holds and the connection is open, at most
+    // `timeout`; returns what arrived and whether the server closed.
+    std::pair<std::string, bool> read_while(std::function<bool(std::string const&)> more,
+                                            std::chrono::milliseconds timeout)
+    {
+        std::string data;
+        bool closed = false;
+        std::array<char, 4096> chunk;
+        std::function<void()> read_more = [&] {
+            socket_.async_read_some(net::buffer(chunk), [&](boost::system::error_code ec,
+                                                            std::size_t n) {
+                data.append(chunk.data(), n);
+                if (ec) {
+                    closed = ec != net::error::operation_aborted;
+                    return;
+                }
+                if (more(data))
+                    read_more();
+            });
+        };
+        read_more();
+        ioc_.restart();
+        ioc_.run_for(timeout);
+        if (!ioc_.stopped()) {
+            boost::system::error_code ignored;
+            socket_.cancel(ignored);
+            ioc_.restart();
+            ioc_.run();
+        }
+        return {data, closed};
+    }
+
     net::io_context ioc_;
     net::ip::tcp::socket socket_;
 };
@@ -279,11 +300,13 @@ inline void write_raw(mallard::testing::client& c, std::string_view bytes)
     net::write(boost::beast::get_lowest_layer(c.stream()).socket(), net::buffer(bytes));
 }
 
-inline std::string upgrade_request(std::string const& target)
+/// An upgrade request for `target`; `extra_headers` are whole lines ending in CRLF.
+inline std::string upgrade_request(std::string const& target, std::string const& extra_headers = {})
 {
     return "GET " + target +
            " HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
+           extra_headers + "\r\n";
 }
 
 } // namespace test

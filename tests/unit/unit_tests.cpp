@@ -326,7 +326,7 @@ TEST_CASE("A view that is not attached reports every send as closed", "[view]")
     CHECK(view.ping() == mallard::send_status::closed);
     CHECK_FALSE(view.connection().is_open());
     CHECK(view.connection().send_text("x") == mallard::send_status::closed);
-    CHECK_THROWS_WITH(view.request(), Contains("available from on_open on"));
+    CHECK_THROWS_WITH(view.request(), Contains("available from on_upgrade on"));
     CHECK_THROWS_WITH(view.close(mallard::close_code::abnormal),
                       Contains("code 1006 may not be sent"));
 }

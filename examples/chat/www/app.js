@@ -303,7 +303,14 @@
         setStatus('disconnected');
         addNotice(`you left ${roomName}`, 'leave');
       } else if (!opened) {
-        setStatus(`could not connect to ${roomName} (${describeClose(event)})`, 'error');
+        // Browsers do not tell a page why a handshake failed: a refused token
+        // (HTTP 401) looks the same as a server that cannot be reached.
+        setStatus(`could not connect to ${roomName}: refused or unreachable`, 'error');
+        addNotice(token
+          ? `Could not connect to ${roomName}: the server refused the connection or cannot be ` +
+            'reached. Check the access token (token=…) in the page address.'
+          : `Could not connect to ${roomName}: the server refused the connection or cannot be ` +
+            'reached. If it needs an access token, add token=… to the page address.', 'error');
       } else {
         setStatus(`disconnected (${describeClose(event)})`, 'error');
         addNotice(`connection closed (${describeClose(event)})`, 'error');

@@ -4,7 +4,9 @@
 
 // The one place where mallard names its dependencies' namespaces.
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/error.hpp>
 
 // Declared here so the aliases below need no heavy include.
@@ -21,6 +23,9 @@ using error_code = boost::system::error_code;
 namespace detail {
 /// Every connection is pinned to one single-threaded io_context for its life.
 using executor_type = net::io_context::executor_type;
+
+/// Every internal await: errors come back as values, never as exceptions.
+inline constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 } // namespace detail
 } // namespace mallard
 

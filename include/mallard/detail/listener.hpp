@@ -4,18 +4,21 @@
 
 // From an accepted TCP socket to a running session: read the HTTP request
 // under the handshake timeout, route it, answer what is not a WebSocket
-// upgrade for a known path (404, 426, 400, 431), make the view, and hand
-// over to detail::session.
+// upgrade for a known path (404, 405, 426, 403, 400, 431), make the view,
+// and hand over to detail::session. TLS connections arrive here after their
+// TLS handshake (see <mallard/tls.hpp>).
 
+#include <mallard/detail/http_responses.hpp>
 #include <mallard/detail/session.hpp>
 #include <mallard/detail/static_files.hpp>
+#include <mallard/detail/subprotocol.hpp>
+#include <mallard/detail/tcp_stream.hpp>
 #include <mallard/detail/worker.hpp>
 #include <mallard/options.hpp>
 #include <mallard/request.hpp>
 #include <mallard/router.hpp>
 
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/file_body.hpp>
@@ -46,67 +49,11 @@ struct server_state {
     std::optional<std::filesystem::path> static_root;
 };
 
-/// Keeps a stream in its worker's `handshakes` while in the HTTP phase, so
-/// that shutdown can cut it. (A named type: g++ 12 cannot mangle a local
-/// class inside a coroutine.)
-class handshake_registration {
-public:
-    handshake_registration(worker& w, beast::tcp_stream* stream) : worker_(w), stream_(stream)
-    {
-        worker_.handshakes.insert(stream_);
-    }
-    handshake_registration(handshake_registration const&) = delete;
-    handshake_registration& operator=(handshake_registration const&) = delete;
-    ~handshake_registration() { release(); }
-
-    void release()
-    {
-        if (stream_ && worker_.handshakes.erase(std::exchange(stream_, nullptr)))
-            worker_.maybe_finish();
-    }
-
-private:
-    worker& worker_;
-    beast::tcp_stream* stream_;
-};
-
-/// Writes a plain HTTP response; ends the connection unless `keep_alive`.
-template <class Body>
-task<bool> respond(beast::tcp_stream& stream, http::response<Body>& res, bool keep_alive)
-{
-    res.set(http::field::server, server_header);
-    res.keep_alive(keep_alive);
-    res.prepare_payload();
-    auto [ec, bytes] = co_await http::async_write(stream, res, use_tuple);
-    if (ec || !keep_alive) {
-        error_code ignored;
-        stream.socket().shutdown(net::ip::tcp::socket::shutdown_send, ignored);
-        co_return false;
-    }
-    co_return true;
-}
-
-/// Answers with a short text and `status`; returns whether to read another request.
-inline task<bool> respond_text(beast::tcp_stream& stream, unsigned version, http::status status,
-                               std::string body, bool keep_alive = false,
-                               bool ask_for_upgrade = false)
-{
-    http::response<http::string_body> res{status, version};
-    res.set(http::field::content_type, "text/plain; charset=utf-8");
-    if (ask_for_upgrade) { // RFC 7231 section 6.5.15: a 426 names the protocol to use
-        res.set(http::field::upgrade, "websocket");
-        res.set(http::field::connection, "Upgrade");
-        res.set(http::field::sec_websocket_version, "13");
-    }
-    res.body() = std::move(body);
-    co_return co_await respond(stream, res, keep_alive);
-}
-
 /// Serves a file from the static folder, or 404; GET and HEAD only.
-inline task<bool> respond_static(beast::tcp_stream& stream,
-                                 http::request<http::empty_body> const& req,
-                                 std::filesystem::path const& root,
-                                 std::vector<std::string> const& segments, logger const& log)
+template <class Stream>
+task<bool> respond_static(Stream& stream, http::request<http::empty_body> const& req,
+                          std::filesystem::path const& root,
+                          std::vector<std::string> const& segments, logger const& log)
 {
     auto const version = req.version();
     bool const keep = req.keep_alive();
@@ -143,21 +90,27 @@ inline task<bool> respond_static(beast::tcp_stream& stream,
     co_return co_await respond(stream, res, keep);
 }
 
-inline task<void> serve_connection(net::ip::tcp::socket socket, server_state& server, worker& w)
+/// Small frames must leave at once: Nagle plus delayed ACKs costs ~40 ms.
+inline void send_without_delay(tcp_stream& stream)
+{
+    error_code ignored;
+    stream.socket().set_option(net::ip::tcp::no_delay(true), ignored);
+}
+
+/// Serves HTTP requests on an established stream (plain TCP, or TLS after
+/// its handshake) until one becomes a WebSocket, which then runs to its end.
+template <class Stream>
+task<void> serve_http(Stream stream, server_state& server, worker& w)
 {
     auto const& options = server.options;
     auto const& log = options.log;
-    beast::tcp_stream stream(std::move(socket));
-    error_code ignored;
-    // Small frames must leave at once: Nagle plus delayed ACKs costs ~40 ms.
-    stream.socket().set_option(net::ip::tcp::no_delay(true), ignored);
-
-    handshake_registration registration{w, &stream};
+    auto& tcp = beast::get_lowest_layer(stream);
+    handshake_registration registration{w, &tcp};
     beast::flat_buffer buffer;
     for (;;) { // one request per turn: plain HTTP may keep the connection alive
         http::request_parser<http::empty_body> parser;
         parser.header_limit(static_cast<std::uint32_t>(options.max_request_bytes));
-        stream.expires_after(options.handshake_timeout);
+        tcp.expires_after(options.handshake_timeout);
         auto [ec, bytes] = co_await http::async_read(stream, buffer, parser, use_tuple);
         if (ec) {
             if (ec == http::error::header_limit)
@@ -244,6 +197,15 @@ inline task<void> serve_connection(net::ip::tcp::socket socket, server_state& se
                                   "Origin not allowed\n");
             co_return;
         }
+        auto subprotocol = select_subprotocol(upgrade, matched->subprotocols());
+        if (subprotocol.empty() && matched->require_subprotocol()) {
+            log.write(log_level::info, log_category::access,
+                      "400 for no common subprotocol on " + std::string(upgrade.target()));
+            co_await respond_text(stream, version, http::status::bad_request,
+                                  "No supported subprotocol; this endpoint speaks: " +
+                                      list_subprotocols(matched->subprotocols()) + "\n");
+            co_return;
+        }
         if (w.stopping) {
             co_await respond_text(stream, version, http::status::service_unavailable,
                                   "Shutting down\n");
@@ -269,15 +231,23 @@ inline task<void> serve_connection(net::ip::tcp::socket socket, server_state& se
         mallard::request req(upgrade, std::string(url->path()), std::move(params),
                              std::move(query));
 
-        registration.release();
-        stream.expires_never(); // from here on Beast's WebSocket timeouts apply
-        auto connection = std::make_shared<session<beast::tcp_stream>>(
+        registration.release(); // the session registers itself until the upgrade is done
+        tcp.expires_never();    // from here on Beast's WebSocket timeouts apply
+        auto connection = std::make_shared<session<Stream>>(
             std::move(stream), std::move(view), matched->limits(), log,
             server.next_id.fetch_add(1, std::memory_order_relaxed), w,
             session_services{*server.groups, w.stats, w.index}, options.handshake_timeout);
-        co_await connection->run(std::move(upgrade), std::move(req));
+        co_await connection->run(std::move(upgrade), std::move(req), std::move(subprotocol));
         co_return;
     }
+}
+
+/// Serves a connection accepted on a plain (ws://) port.
+inline task<void> serve_connection(net::ip::tcp::socket socket, server_state& server, worker& w)
+{
+    tcp_stream stream(std::move(socket));
+    send_without_delay(stream);
+    co_await serve_http(std::move(stream), server, w);
 }
 
 } // namespace mallard::detail

@@ -15,6 +15,7 @@
 // view, so the view outlives every callback and spawned task.
 
 #include <mallard/close_reason.hpp>
+#include <mallard/detail/http_responses.hpp>
 #include <mallard/detail/session_base.hpp>
 #include <mallard/detail/utf8.hpp>
 #include <mallard/detail/worker.hpp>
@@ -26,6 +27,7 @@
 #include <boost/beast/core/stream_traits.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
 #include <boost/beast/websocket/stream.hpp>
 
 #include <algorithm>
@@ -35,8 +37,6 @@
 #include <utility>
 
 namespace mallard::detail {
-
-inline constexpr char server_header[] = "mallard/0.1";
 
 template <class Stream>
 class session final : public session_base {
@@ -78,12 +78,35 @@ public:
         });
     }
 
-    /// Completes the opening handshake and runs the connection to its end.
-    task<void> run(http::request<http::empty_body> upgrade, mallard::request req)
+    /// Asks the view, completes the opening handshake and runs the
+    /// connection to its end.
+    task<void> run(http::request<http::empty_body> upgrade, mallard::request req,
+                   std::string subprotocol)
     {
         using namespace net::experimental::awaitable_operators;
         auto self = shared_from_this();
         request_ = std::move(req);
+        subprotocol_ = std::move(subprotocol);
+        handshake_registration registration{worker_, &beast::get_lowest_layer(ws_)};
+
+        auto decision = co_await decide_upgrade();
+        if (!decision.accepted()) {
+            log_.write(log_level::info, log_category::access,
+                       std::to_string(static_cast<unsigned>(decision.status())) +
+                           " from on_upgrade for " + request_.path());
+            co_await refuse_upgrade(decision, upgrade.version());
+            co_return;
+        }
+        if (!subprotocol_.empty() || decision.headers().begin() != decision.headers().end())
+            ws_.set_option(websocket::stream_base::decorator(
+                [subprotocol = subprotocol_,
+                 headers = decision.headers()](websocket::response_type& res) {
+                    res.set(http::field::server, server_header);
+                    if (!subprotocol.empty())
+                        res.set(http::field::sec_websocket_protocol, subprotocol);
+                    for (auto const& field : headers)
+                        res.insert(field.name_string(), field.value());
+                }));
 
         auto [ec] = co_await ws_.async_accept(upgrade, use_tuple);
         if (ec) { // Beast has answered 400 or 426 already
@@ -92,6 +115,7 @@ public:
             co_return;
         }
         worker_.add(this);
+        registration.release(); // after add: a stopping worker must not finish in between
         services_.stats.opened();
         if (worker_.stopping)
             request_close(close_code::going_away, "server shutdown", close_cause::shutdown);
@@ -111,6 +135,45 @@ public:
 
 private:
     using clock = std::chrono::steady_clock;
+
+    // The view's on_upgrade, bounded by the handshake timeout: a hook waiting
+    // on a slow token service must not hold a socket forever.
+    task<upgrade_decision> decide_upgrade()
+    {
+        using namespace net::experimental::awaitable_operators;
+        timer_.expires_after(close_timeout_);
+        auto outcome = co_await (ask_view() || timer_.async_wait(use_tuple));
+        if (outcome.index() == 0)
+            co_return std::get<0>(std::move(outcome));
+        log_.write(log_level::warning, log_category::diagnostic,
+                   "on_upgrade for " + request_.path() +
+                       " did not finish within the handshake timeout");
+        co_return upgrade_decision::reject(http::status::service_unavailable,
+                                           "Upgrade decision timed out\n");
+    }
+
+    task<upgrade_decision> ask_view()
+    {
+        try {
+            co_return co_await view_->on_upgrade();
+        } catch (...) {
+            log_exception("on_upgrade", std::current_exception());
+        }
+        co_return upgrade_decision::reject(http::status::internal_server_error,
+                                           "Internal server error\n");
+    }
+
+    task<void> refuse_upgrade(upgrade_decision const& decision, unsigned version)
+    {
+        http::response<http::string_body> res{decision.status(), version};
+        for (auto const& field : decision.headers())
+            res.insert(field.name_string(), field.value());
+        if (res.find(http::field::content_type) == res.end())
+            res.set(http::field::content_type, "text/plain; charset=utf-8");
+        res.body() = decision.body();
+        beast::get_lowest_layer(ws_).expires_after(close_timeout_);
+        co_await respond(ws_.next_layer(), res, false);
+    }
 
     task<void> lifecycle()
     {

@@ -44,8 +44,6 @@
 
 namespace mallard::detail {
 
-inline constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
-
 /// The message of a caught exception, for logs.
 inline std::string describe(std::exception_ptr e)
 {
@@ -104,6 +102,7 @@ public:
     executor_type const& executor() const noexcept { return executor_; }
     connection_limits const& limits() const noexcept { return limits_; }
     mallard::request const& request() const noexcept { return request_; }
+    std::string const& subprotocol() const noexcept { return subprotocol_; }
     logger const& log() const noexcept { return log_; }
     std::uint64_t id() const noexcept { return id_; }
 
@@ -261,6 +260,7 @@ protected:
     std::uint64_t id_;
     session_services services_;
     mallard::request request_;
+    std::string subprotocol_;
     send_queue queue_;
     std::optional<close_request> close_request_;
     bool ended_ = false;

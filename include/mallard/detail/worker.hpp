@@ -8,11 +8,11 @@
 
 #include <mallard/detail/config.hpp>
 #include <mallard/detail/stats_counters.hpp>
+#include <mallard/detail/tcp_stream.hpp>
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 
 #include <atomic>
 #include <cstddef>
@@ -21,6 +21,7 @@
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 namespace mallard::detail {
@@ -67,8 +68,9 @@ public:
     std::optional<net::steady_timer> shutdown_timer;
     /// Open WebSocket connections, for shutdown.
     std::unordered_set<session_base*> sessions;
-    /// Streams still in the HTTP upgrade, so shutdown can cut them.
-    std::unordered_set<beast::tcp_stream*> handshakes;
+    /// Connections still in the TLS or HTTP handshake or the upgrade
+    /// decision (by their TCP layer), so shutdown can cut them.
+    std::unordered_set<tcp_stream*> handshakes;
     /// Group name to this thread's members of it.
     std::unordered_map<std::string, std::vector<session_base*>> groups;
     /// This thread's counters.
@@ -108,6 +110,30 @@ public:
         guard.reset();
         shutdown_timer->cancel();
     }
+};
+
+/// Keeps a connection in its worker's `handshakes` until released, so that
+/// shutdown can cut it. (A named type: g++ 12 cannot mangle a local class
+/// inside a coroutine.)
+class handshake_registration {
+public:
+    handshake_registration(worker& w, tcp_stream* stream) : worker_(w), stream_(stream)
+    {
+        worker_.handshakes.insert(stream_);
+    }
+    handshake_registration(handshake_registration const&) = delete;
+    handshake_registration& operator=(handshake_registration const&) = delete;
+    ~handshake_registration() { release(); }
+
+    void release()
+    {
+        if (stream_ && worker_.handshakes.erase(std::exchange(stream_, nullptr)))
+            worker_.maybe_finish();
+    }
+
+private:
+    worker& worker_;
+    tcp_stream* stream_;
 };
 
 } // namespace mallard::detail
