@@ -90,6 +90,13 @@ public:
         handshake_registration registration{worker_, &beast::get_lowest_layer(ws_)};
 
         auto decision = co_await decide_upgrade();
+        if (decision.accepted() && worker_.stopping)
+            decision = upgrade_decision::reject(http::status::service_unavailable,
+                                                "Shutting down\n");
+        // From here the connection ends by itself: refused, or upgraded and
+        // then closed with 1001 if the server is stopping. Cutting it during
+        // the 101 would leave the client with no close frame.
+        registration.release();
         if (!decision.accepted()) {
             log_.write(log_level::info, log_category::access,
                        std::to_string(static_cast<unsigned>(decision.status())) +
@@ -115,7 +122,6 @@ public:
             co_return;
         }
         worker_.add(this);
-        registration.release(); // after add: a stopping worker must not finish in between
         services_.stats.opened();
         if (worker_.stopping)
             request_close(close_code::going_away, "server shutdown", close_cause::shutdown);
