@@ -8,9 +8,18 @@
 //
 // Limits are raised well above what the benchmarks send, so that what is
 // measured is the message path, not a policy. Takes --port N (0 = a free
-// port) and --threads N, and prints "listening on ws://127.0.0.1:PORT" first.
+// port), --threads N and --redis URL, and prints
+// "listening on ws://127.0.0.1:PORT" first.
+//
+// --redis redis://HOST:PORT shares the groups with every other server on the
+// same Redis (mallard::redis_backplane), so that a publish on one process
+// reaches the subscribers of all of them: bench/run's broadcast-redis-2x500.
+// It needs mallard::redis (hiredis); without it the option is refused.
 
 #include <mallard/mallard.hpp>
+#if MALLARD_BENCH_REDIS
+#include <mallard/redis.hpp>
+#endif
 
 #include <charconv>
 #include <iostream>
@@ -67,6 +76,7 @@ int main(int argc, char** argv)
     mallard::server_options options;
     options.port = 8080;
     options.threads = 1;
+    std::string redis_url;
     for (int i = 1; i < argc; ++i) {
         std::string_view const arg = argv[i];
         bool ok = i + 1 < argc;
@@ -74,14 +84,26 @@ int main(int argc, char** argv)
             ok = parse_number(argv[++i], options.port);
         else if (ok && arg == "--threads")
             ok = parse_number(argv[++i], options.threads) && options.threads > 0;
+        else if (ok && arg == "--redis")
+            redis_url = argv[++i];
         else
             ok = false;
         if (!ok) {
-            std::cerr << "usage: mallard_bench_server [--port N] [--threads N]\n";
+            std::cerr << "usage: mallard_bench_server [--port N] [--threads N] [--redis URL]\n";
             return 2;
         }
     }
     try {
+        if (!redis_url.empty()) {
+#if MALLARD_BENCH_REDIS
+            options.backplane = mallard::make_redis_backplane(redis_url);
+#else
+            std::cerr << "mallard_bench_server: --redis needs mallard::redis, and this build "
+                         "has none (hiredis was not found; Debian: apt-get install "
+                         "libhiredis-dev, then configure again)\n";
+            return 2;
+#endif
+        }
         mallard::router urls{
             mallard::path<echo_view>("/ws/echo", "echo"),
             mallard::path<broadcast_view>("/ws/broadcast", "broadcast"),

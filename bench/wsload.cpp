@@ -12,13 +12,19 @@
 //   broadcast  every connection is a subscriber of a path that publishes each
 //              message it receives to all; connection 0 also publishes,
 //              keeping --in-flight publishes not yet delivered to everyone;
-//              every delivery is timed from its publish
+//              every delivery is timed from its publish; with --port2, the
+//              connections alternate between two servers that share the group
+//              (mallard_bench_server --redis): connection 0, the publisher, is
+//              on the first, and deliveries on the second, which travel
+//              through Redis, are also timed on their own ("remote")
 //   connect    --connections loops of: connect, upgrade, closing handshake
 //   idle       opens --connections, waits --duration seconds, and reports the
 //              server's resident memory per connection (VmRSS)
 //
 // With --server-pid, the server's CPU time (utime + stime of /proc/PID/stat)
-// is read when the measured window starts and when it ends.
+// is read when the measured window starts and when it ends; --server-pid2
+// adds the second server's (reported summed, and each on its own), and
+// --redis-pid reads Redis's, reported apart and left out of "other processes".
 //
 // The last line of a run is machine-readable, for example:
 //   RESULT mode=echo conns=100 size=16 in_flight=1 binary=0 msgs_per_s=...
@@ -61,6 +67,8 @@ enum class mode_type { echo, broadcast, connect, idle };
 
 struct options {
     unsigned short port = 0;
+    /// Broadcast across two servers: every second connection goes here.
+    unsigned short port2 = 0;
     std::size_t connections = 100;
     std::size_t in_flight = 1;
     std::size_t size = 16;
@@ -68,6 +76,8 @@ struct options {
     double duration = 3.0;
     double warmup = 1.0;
     int server_pid = 0;
+    int server_pid2 = 0;
+    int redis_pid = 0;
     mode_type mode = mode_type::echo;
     std::string path;
     /// At most this many connections in their TCP or HTTP handshake at once
@@ -93,9 +103,12 @@ void usage(std::ostream& out)
     out << "usage: mallard_wsload --port N [--mode echo|broadcast|connect|idle] [--path /ws/echo]\n"
            "         [--connections N] [--in-flight D] [--size BYTES] [--binary]\n"
            "         [--duration S] [--warmup S] [--server-pid PID]\n"
+           "         [--port2 N [--server-pid2 PID] [--redis-pid PID]]\n"
            "         [--setup-concurrency N] [--setup-timeout S]\n"
            "Connects to 127.0.0.1:PORT. Defaults: echo on /ws/echo (broadcast: /ws/broadcast),\n"
-           "100 connections, 1 in flight, 16 bytes of text, 3 s measured after 1 s of warm-up.\n";
+           "100 connections, 1 in flight, 16 bytes of text, 3 s measured after 1 s of warm-up.\n"
+           "--port2 (broadcast only): half the connections go to a second server sharing the\n"
+           "group, e.g. over Redis; the publisher is on the first.\n";
 }
 
 template <class Number>
@@ -134,6 +147,8 @@ std::optional<options> parse_options(int argc, char** argv)
         bool ok = true;
         if (arg == "--port")
             ok = parse_integer(value, o.port) && o.port != 0;
+        else if (arg == "--port2")
+            ok = parse_integer(value, o.port2) && o.port2 != 0;
         else if (arg == "--connections")
             ok = parse_integer(value, o.connections) && o.connections > 0 &&
                  o.connections <= 1'000'000;
@@ -147,6 +162,10 @@ std::optional<options> parse_options(int argc, char** argv)
             ok = parse_seconds(value, o.warmup);
         else if (arg == "--server-pid")
             ok = parse_integer(value, o.server_pid) && o.server_pid > 0;
+        else if (arg == "--server-pid2")
+            ok = parse_integer(value, o.server_pid2) && o.server_pid2 > 0;
+        else if (arg == "--redis-pid")
+            ok = parse_integer(value, o.redis_pid) && o.redis_pid > 0;
         else if (arg == "--setup-concurrency")
             ok = parse_integer(value, o.setup_concurrency) && o.setup_concurrency > 0;
         else if (arg == "--setup-timeout")
@@ -180,6 +199,19 @@ std::optional<options> parse_options(int argc, char** argv)
     if (o.port == 0) {
         std::cerr << "mallard_wsload: --port is required\n";
         usage(std::cerr);
+        return std::nullopt;
+    }
+    if (o.port2 != 0 && o.mode != mode_type::broadcast) {
+        std::cerr << "mallard_wsload: --port2 is for --mode broadcast (a publish on one "
+                     "server reaching subscribers on both)\n";
+        return std::nullopt;
+    }
+    if (o.port2 != 0 && o.connections < 2) {
+        std::cerr << "mallard_wsload: --port2 needs --connections 2 or more\n";
+        return std::nullopt;
+    }
+    if ((o.server_pid2 != 0 || o.redis_pid != 0) && o.port2 == 0) {
+        std::cerr << "mallard_wsload: --server-pid2 and --redis-pid go with --port2\n";
         return std::nullopt;
     }
     if (!path_given)
@@ -460,10 +492,11 @@ private:
 // --- the load --------------------------------------------------------------------
 
 struct connection {
-    connection(net::io_context& ioc, std::size_t position, std::size_t read_bytes,
-               std::size_t prefix_bytes, std::size_t ring_size)
+    connection(net::io_context& ioc, std::size_t position, std::size_t server_index,
+               std::size_t read_bytes, std::size_t prefix_bytes, std::size_t ring_size)
         : socket(ioc)
         , index(position)
+        , server(server_index)
         , read_buffer(read_bytes)
         , reader(prefix_bytes)
         , sent_at(ring_size)
@@ -472,6 +505,8 @@ struct connection {
 
     tcp::socket socket;
     std::size_t index;
+    /// 0: the server of --port (the publisher's); 1: the one of --port2.
+    std::size_t server;
     /// Bumped for every new TCP connection on this slot, so that handlers of
     /// an earlier one (connect mode) recognise themselves as stale.
     std::uint64_t generation = 0;
@@ -504,17 +539,23 @@ class load {
 public:
     explicit load(options o)
         : opt_(std::move(o))
-        , endpoint_(net::ip::make_address_v4("127.0.0.1"), opt_.port)
+        , servers_(opt_.port2 != 0 ? 2 : 1)
         , phase_timer_(ioc_)
         , deadline_timer_(ioc_)
         , latencies_(1'000'000)
+        , local_latencies_(servers_ > 1 ? 1'000'000 : 0)
+        , remote_latencies_(servers_ > 1 ? 1'000'000 : 0)
     {
-        upgrade_request_ = "GET " + opt_.path + " HTTP/1.1\r\nHost: 127.0.0.1:" +
-                           std::to_string(opt_.port) +
-                           "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                           "Sec-WebSocket-Key: " +
-                           std::string(handshake_key) +
-                           "\r\nSec-WebSocket-Version: 13\r\n\r\n";
+        for (std::size_t i = 0; i < servers_; ++i) {
+            auto const port = i == 0 ? opt_.port : opt_.port2;
+            endpoints_[i] = tcp::endpoint(net::ip::make_address_v4("127.0.0.1"), port);
+            upgrade_requests_[i] = "GET " + opt_.path + " HTTP/1.1\r\nHost: 127.0.0.1:" +
+                                   std::to_string(port) +
+                                   "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                                   "Sec-WebSocket-Key: " +
+                                   std::string(handshake_key) +
+                                   "\r\nSec-WebSocket-Version: 13\r\n\r\n";
+        }
         // Close 1000, no reason.
         close_frame_ = masked_frame(0x8, std::string_view("\x03\xe8", 2));
         auto const opcode = opt_.binary ? 0x2u : 0x1u;
@@ -542,8 +583,11 @@ public:
         std::size_t const prefix = opt_.mode == mode_type::broadcast ? sequence_digits_ : 0;
         std::size_t const ring = opt_.mode == mode_type::echo ? opt_.in_flight : 0;
         conns_.reserve(opt_.connections);
+        // Alternating, so that both servers fill up together while the
+        // connections open, and connection 0 (the publisher) is on the first.
         for (std::size_t i = 0; i < opt_.connections; ++i)
-            conns_.push_back(std::make_unique<connection>(ioc_, i, read_bytes, prefix, ring));
+            conns_.push_back(
+                std::make_unique<connection>(ioc_, i, i % servers_, read_bytes, prefix, ring));
     }
 
     int run()
@@ -609,14 +653,14 @@ private:
         c.pending = 0;
         ++open_;
         c.started = clock_type::now();
-        c.socket.async_connect(endpoint_, [this, &c, g = c.generation](error_code ec) {
+        c.socket.async_connect(endpoints_[c.server], [this, &c, g = c.generation](error_code ec) {
             if (g != c.generation || c.done)
                 return;
             if (ec)
                 return finish(c, ec, "connect");
             error_code ignored2;
             c.socket.set_option(tcp::no_delay(true), ignored2);
-            net::async_write(c.socket, net::buffer(upgrade_request_),
+            net::async_write(c.socket, net::buffer(upgrade_requests_[c.server]),
                              [this, &c, g](error_code ec2, std::size_t) {
                                  if (g != c.generation || c.done)
                                      return;
@@ -806,6 +850,8 @@ private:
     void begin_window()
     {
         cpu_start_ = process_cpu_us(opt_.server_pid);
+        cpu2_start_ = process_cpu_us(opt_.server_pid2);
+        redis_cpu_start_ = process_cpu_us(opt_.redis_pid);
         self_cpu_start_ = self_cpu_us();
         machine_start_ = machine_busy_us();
         window_start_ = clock_type::now();
@@ -817,6 +863,8 @@ private:
         measuring_ = false;
         window_end_ = clock_type::now();
         cpu_end_ = process_cpu_us(opt_.server_pid);
+        cpu2_end_ = process_cpu_us(opt_.server_pid2);
+        redis_cpu_end_ = process_cpu_us(opt_.redis_pid);
         self_cpu_end_ = self_cpu_us();
         machine_end_ = machine_busy_us();
     }
@@ -975,7 +1023,14 @@ private:
             ++total_;
             if (measuring_) {
                 ++measured_;
-                latencies_.add(now - published_at_[s % slots_]);
+                auto const latency = now - published_at_[s % slots_];
+                latencies_.add(latency);
+                if (servers_ > 1) {
+                    // Local: on the publisher's server; remote: through Redis.
+                    (c.server == 0 ? local_latencies_ : remote_latencies_).add(latency);
+                    if (c.server != 0)
+                        ++measured_remote_;
+                }
             }
             ++delivered_[s % slots_];
             if (s == completed_)
@@ -1060,23 +1115,40 @@ private:
         bool const have_window = window_end_ > window_start_ && window_s > 0;
         auto const rate = have_window ? static_cast<double>(measured_) / window_s : 0.0;
         auto const p = latencies_.percentiles_us();
-        std::optional<double> cpu_us;
-        if (cpu_start_ && cpu_end_)
-            cpu_us = static_cast<double>(*cpu_end_ - *cpu_start_);
+        auto used_us = [](std::optional<std::uint64_t> start, std::optional<std::uint64_t> end) {
+            return start && end ? std::optional<double>(static_cast<double>(*end - *start))
+                                : std::nullopt;
+        };
+        // The servers' CPU: both summed with --server-pid2, or none if
+        // either is missing (half a figure would read as a cheap server).
+        auto const cpu1_us = used_us(cpu_start_, cpu_end_);
+        auto const cpu2_us = used_us(cpu2_start_, cpu2_end_);
+        auto const redis_us = used_us(redis_cpu_start_, redis_cpu_end_);
+        std::optional<double> cpu_us = cpu1_us;
+        if (opt_.server_pid2 != 0)
+            cpu_us = cpu1_us && cpu2_us ? std::optional<double>(*cpu1_us + *cpu2_us)
+                                        : std::nullopt;
         double const self_us = static_cast<double>(self_cpu_end_ - self_cpu_start_);
+        auto pct = [&](std::optional<double> us) {
+            return us && have_window ? std::optional<double>(*us / (window_s * 1e6) * 100.0)
+                                     : std::nullopt;
+        };
         // What the rest of the machine used meanwhile, in % of one CPU: the
         // benchmark's noise. Tick-based, so a few % either way.
         std::optional<double> other_pct;
-        if (machine_start_ && machine_end_ && cpu_us && have_window)
+        if (machine_start_ && machine_end_ && cpu_us && have_window &&
+            (opt_.redis_pid == 0 || redis_us))
             other_pct = std::max(0.0, (static_cast<double>(*machine_end_ - *machine_start_) -
-                                       *cpu_us - self_us) /
+                                       *cpu_us - redis_us.value_or(0.0) - self_us) /
                                           (window_s * 1e6) * 100.0);
 
         char const* unit = opt_.mode == mode_type::connect     ? "upgrades"
                            : opt_.mode == mode_type::broadcast ? "deliveries"
                                                                : "messages";
-        std::cout << "mallard_wsload: " << mode_name(opt_.mode) << " on 127.0.0.1:" << opt_.port
-                  << opt_.path << ", " << opt_.connections << " connections";
+        std::cout << "mallard_wsload: " << mode_name(opt_.mode) << " on 127.0.0.1:" << opt_.port;
+        if (servers_ > 1)
+            std::cout << " and 127.0.0.1:" << opt_.port2;
+        std::cout << opt_.path << ", " << opt_.connections << " connections";
         if (opt_.mode == mode_type::echo || opt_.mode == mode_type::broadcast)
             std::cout << ", " << opt_.size << " B " << (opt_.binary ? "binary" : "text") << ", "
                       << opt_.in_flight << " in flight";
@@ -1085,6 +1157,8 @@ private:
         result.setf(std::ios::fixed);
         result.precision(1);
         result << "RESULT mode=" << mode_name(opt_.mode) << " conns=" << opt_.connections;
+        if (servers_ > 1)
+            result << " servers=" << servers_;
         auto field = [&](char const* name, std::optional<double> value, int precision = 1) {
             result << ' ' << name << '=';
             if (!value) {
@@ -1121,20 +1195,30 @@ private:
                 result << " size=" << opt_.size << " in_flight=" << opt_.in_flight
                        << " binary=" << (opt_.binary ? 1 : 0);
             std::optional<double> per_msg;
-            std::optional<double> server_pct;
+            std::optional<double> const server_pct = pct(cpu_us);
             if (cpu_us && measured_ > 0)
                 per_msg = *cpu_us / static_cast<double>(measured_);
-            if (cpu_us && have_window)
-                server_pct = *cpu_us / (window_s * 1e6) * 100.0;
             auto opt = [](double v) { return v < 0 ? std::nullopt : std::optional<double>(v); };
             std::cout.setf(std::ios::fixed);
             std::cout.precision(1);
             std::cout << "  " << measured_ << ' ' << unit << " in " << window_s << " s: " << rate
                       << " " << unit << "/s; latency p50 " << p[0] << " us, p99 " << p[1]
                       << " us, p99.9 " << p[2] << " us\n";
-            std::cout << "  server CPU " << (server_pct ? *server_pct : -1) << " %, "
-                      << (per_msg ? *per_msg : -1) << " us per " << unit
-                      << "; load generator CPU "
+            std::array<double, 3> local_p{-1, -1, -1}, remote_p{-1, -1, -1};
+            if (servers_ > 1) {
+                local_p = local_latencies_.percentiles_us();
+                remote_p = remote_latencies_.percentiles_us();
+                std::cout << "  on the publisher's server: " << measured_ - measured_remote_
+                          << ", p50 " << local_p[0] << " us, p99 " << local_p[1]
+                          << " us; on the other (remote) server: " << measured_remote_
+                          << ", p50 " << remote_p[0] << " us, p99 " << remote_p[1] << " us\n";
+            }
+            std::cout << "  server CPU " << (opt_.server_pid2 != 0 ? "(both) " : "")
+                      << (server_pct ? *server_pct : -1) << " %, " << (per_msg ? *per_msg : -1)
+                      << " us per " << unit;
+            if (opt_.redis_pid != 0)
+                std::cout << "; Redis CPU " << pct(redis_us).value_or(-1) << " %";
+            std::cout << "; load generator CPU "
                       << (have_window ? self_us / (window_s * 1e6) * 100.0 : -1) << " %\n";
             result << " window_s=";
             result.precision(3);
@@ -1150,8 +1234,21 @@ private:
             field("p50_us", opt(p[0]));
             field("p99_us", opt(p[1]));
             field("p999_us", opt(p[2]));
+            if (servers_ > 1) {
+                result << " remote_msgs=" << measured_remote_;
+                field("local_p50_us", opt(local_p[0]));
+                field("local_p99_us", opt(local_p[1]));
+                field("remote_p50_us", opt(remote_p[0]));
+                field("remote_p99_us", opt(remote_p[1]));
+            }
             field("cpu_us_per_msg", per_msg, 3);
             field("server_cpu_pct", server_pct);
+            if (opt_.server_pid2 != 0) {
+                field("server1_cpu_pct", pct(cpu1_us));
+                field("server2_cpu_pct", pct(cpu2_us));
+            }
+            if (opt_.redis_pid != 0)
+                field("redis_cpu_pct", pct(redis_us));
             field("load_cpu_pct",
                   have_window ? std::optional<double>(self_us / (window_s * 1e6) * 100.0)
                               : std::nullopt);
@@ -1163,13 +1260,14 @@ private:
     }
 
     options opt_;
+    std::size_t servers_;
     net::io_context ioc_{1};
-    tcp::endpoint endpoint_;
+    std::array<tcp::endpoint, 2> endpoints_;
     net::steady_timer phase_timer_;
     net::steady_timer deadline_timer_;
     std::vector<std::unique_ptr<connection>> conns_;
 
-    std::string upgrade_request_;
+    std::array<std::string, 2> upgrade_requests_;
     std::string close_frame_;
     std::string data_frame_;
     std::string batch_;
@@ -1202,6 +1300,8 @@ private:
     time_point window_start_{};
     time_point window_end_{};
     std::optional<std::uint64_t> cpu_start_, cpu_end_;
+    std::optional<std::uint64_t> cpu2_start_, cpu2_end_;           // --server-pid2
+    std::optional<std::uint64_t> redis_cpu_start_, redis_cpu_end_; // --redis-pid
     std::uint64_t self_cpu_start_ = 0, self_cpu_end_ = 0;
     std::optional<std::uint64_t> machine_start_, machine_end_;
     std::optional<std::uint64_t> rss_before_, rss_connected_, rss_after_;
@@ -1210,6 +1310,10 @@ private:
     std::uint64_t errors_ = 0;
     std::uint64_t close_timeouts_ = 0;
     latency_log latencies_;
+    // Two servers: the deliveries on each, apart.
+    latency_log local_latencies_;
+    latency_log remote_latencies_;
+    std::uint64_t measured_remote_ = 0;
 };
 
 /// Many connections need many descriptors: raise the soft limit to the hard one.

@@ -4,6 +4,8 @@
 // The bundled page (examples/chat/www) is served at / from the same port.
 // With --token SECRET, only clients that pass ?token=SECRET may join: others
 // get HTTP 401 before the upgrade (the page forwards its own ?token=).
+// With --redis redis://HOST:PORT, several processes serve one chat: rooms are
+// carried over Redis pub/sub (the history of a room is each process's own).
 //
 // Protocol, JSON text messages:
 //   server -> client  {"type":"history","messages":[{"name","text","time"}...]}
@@ -13,6 +15,7 @@
 //   client -> server  {"type":"message","text":..}
 
 #include <mallard/mallard.hpp>
+#include <mallard/redis.hpp>
 
 #include "../common/example_args.hpp"
 
@@ -198,12 +201,15 @@ private:
 
 int main(int argc, char** argv)
 {
-    auto args = examples::parse_args(argc, argv, "mallard_chat", {}, {"--www", "--token"});
+    auto args = examples::parse_args(argc, argv, "mallard_chat", {},
+                                     {"--www", "--token", "--redis"});
     if (!args)
         return 2;
     args->options.static_directory = args->value("--www", MALLARD_CHAT_WWW);
     auto const token = args->value("--token", "");
     try {
+        if (auto const redis = args->value("--redis", ""); !redis.empty())
+            args->options.backplane = mallard::make_redis_backplane(redis);
         room_history history;
         mallard::router urls{mallard::path(
             "/ws/chat/<room>",

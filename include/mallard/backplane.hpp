@@ -2,7 +2,10 @@
 #ifndef MALLARD_BACKPLANE_HPP
 #define MALLARD_BACKPLANE_HPP
 
+#include <mallard/logger.hpp>
 #include <mallard/opcode.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
 
 #include <cstdint>
 #include <functional>
@@ -44,10 +47,22 @@ public:
     /// Hands a message to this server's local members of its group.
     using deliver_function = std::function<void(group_message const&)>;
 
+    /// What the server lends its backplane.
+    struct host {
+        /// Hands a message to this server's members of its group.
+        deliver_function deliver;
+        /// One of the server's event loops, for the backplane's own I/O: a
+        /// single thread runs it. Its work keeps the server running until
+        /// `stop()`.
+        boost::asio::any_io_executor executor;
+        /// The server's logger.
+        mallard::logger log;
+    };
+
     virtual ~backplane() = default;
 
-    /// Called once by the server before it runs.
-    virtual void start(deliver_function deliver) = 0;
+    /// Called once by the server when it is made, before it runs.
+    virtual void start(host server) = 0;
 
     /// Sends `message` to every server with members of its group.
     virtual void publish(group_message message) = 0;
@@ -58,14 +73,19 @@ public:
     /// This server's last local member of `group` has left.
     virtual void unsubscribe(std::string const& group) { (void)group; }
 
-    /// Called once when the server has stopped.
+    /// Called once, when every connection of the server has ended (or the
+    /// server is destroyed without having run): end all I/O on `executor`.
     virtual void stop() {}
+
+    /// Publishes that could not be carried to other servers (they still
+    /// reached this server's members); reported in `server_stats`.
+    virtual std::uint64_t dropped() const noexcept { return 0; }
 };
 
 /// The default backplane: publishes reach this process's members only.
 class in_process_backplane final : public backplane {
 public:
-    void start(deliver_function deliver) override { deliver_ = std::move(deliver); }
+    void start(host server) override { deliver_ = std::move(server.deliver); }
     void publish(group_message message) override { deliver_(message); }
 
 private:

@@ -70,8 +70,16 @@ public:
         auto carrier = state_->options.backplane;
         if (!carrier)
             carrier = std::make_shared<in_process_backplane>();
-        fanout_.emplace(workers_, std::move(carrier));
+        fanout_.emplace(workers_, std::move(carrier), state_->options.log);
         state_->groups = &*fanout_;
+        // The backplane's I/O runs on a worker's loop, so it must end for the
+        // loops to end: once every connection is gone (on_close handlers may
+        // still publish until then).
+        for (auto& w : workers_)
+            w->on_drained = [this] {
+                if (drained_workers_.fetch_add(1) + 1 == workers_.size())
+                    fanout_->stop_backplane();
+            };
         if (!state_->options.static_directory.empty())
             state_->static_root = std::filesystem::canonical(state_->options.static_directory);
         auto const& opts = state_->options;
@@ -131,6 +139,7 @@ public:
             w->stats.add_to(total);
             total.connections_open += w->open_count.load(std::memory_order_relaxed);
         }
+        total.backplane_dropped = fanout_->backplane_dropped();
         return total;
     }
 
@@ -288,6 +297,7 @@ private:
                 state_->options.log.write(log_level::error, log_category::diagnostic,
                                           "on_close handlers still running after shutdown "
                                           "grace; stopping their thread");
+                fanout_->stop_backplane(); // or worker 0's loop would wait for it
                 w.ioc.stop();
             });
         });
@@ -318,6 +328,7 @@ private:
     std::deque<listener> listeners_; // stable addresses: accept loops refer to them
     std::optional<net::signal_set> signals_;
     std::atomic<bool> stop_requested_{false};
+    std::atomic<std::size_t> drained_workers_{0};
     std::mutex run_mutex_;
     bool ran_ = false;
 };

@@ -21,6 +21,9 @@ struct server_stats {
     std::uint64_t messages_out = 0;        ///< messages written to clients
     std::uint64_t bytes_out = 0;           ///< their payload bytes
     std::uint64_t messages_dropped = 0;    ///< discarded by a slow-consumer policy
+    /// Publishes the backplane could not carry to other servers (they still
+    /// reached this server's members): e.g. while Redis was unreachable.
+    std::uint64_t backplane_dropped = 0;
     /// Connections ended, by the close code in `on_close` (1006: no close frame).
     std::map<std::uint16_t, std::uint64_t> closes_by_code;
 
@@ -32,7 +35,10 @@ struct server_stats {
                            std::to_string(messages_in) + " msg/" + std::to_string(bytes_in) +
                            " B, out " + std::to_string(messages_out) + " msg/" +
                            std::to_string(bytes_out) + " B, dropped " +
-                           std::to_string(messages_dropped) + ", closes";
+                           std::to_string(messages_dropped);
+        if (backplane_dropped != 0)
+            text += ", backplane dropped " + std::to_string(backplane_dropped);
+        text += ", closes";
         if (closes_by_code.empty())
             text += " none";
         for (auto const& [code, count] : closes_by_code)

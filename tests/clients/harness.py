@@ -54,16 +54,25 @@ class Server:
     """An example binary running as a child process on a free port.
 
     `scheme` is what its listening line announces: "wss" when it is given
-    --cert and --key.
+    --cert and --key. With `capture_stderr`, the server's stderr is piped
+    and read line by line in the background (so the pipe never fills): the
+    lines are kept in `stderr_lines`, still echoed to our stderr with a
+    "[label] " prefix, and `wait_for_stderr` awaits one that matches.
     """
 
-    def __init__(self, binary, *args, scheme="ws"):
+    def __init__(self, binary, *args, scheme="ws", capture_stderr=False, label="server"):
         self.binary = binary
         self.args = ["--port", "0", *args]
         self.scheme = scheme
         self.proc = None
         self.port = None
         self._drain = None
+        self.capture_stderr = capture_stderr
+        self.label = label
+        self.stderr_lines = []
+        self.stderr_closed = False  # the server closed its stderr (it exited)
+        self._stderr_changed = None
+        self._stderr_drain = None
 
     @property
     def base_url(self):
@@ -71,8 +80,12 @@ class Server:
 
     async def start(self):
         self.proc = await asyncio.create_subprocess_exec(
-            self.binary, *self.args, stdout=asyncio.subprocess.PIPE
+            self.binary, *self.args, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE if self.capture_stderr else None,
         )
+        if self.capture_stderr:
+            self._stderr_changed = asyncio.Event()
+            self._stderr_drain = asyncio.create_task(self._collect_stderr())
         try:
             line = await asyncio.wait_for(self.proc.stdout.readline(), STARTUP_TIMEOUT)
         except asyncio.TimeoutError:
@@ -93,6 +106,54 @@ class Server:
         async for line in self.proc.stdout:
             sys.stderr.write("[server] " + line.decode(errors="replace"))
 
+    async def _collect_stderr(self):
+        try:
+            async for line in self.proc.stderr:
+                text = line.decode(errors="replace").rstrip("\r\n")
+                self.stderr_lines.append(text)
+                sys.stderr.write(f"[{self.label}] {text}\n")
+                self._stderr_changed.set()
+        finally:
+            self.stderr_closed = True
+            self._stderr_changed.set()
+
+    def stderr_matching(self, pattern):
+        """The captured stderr lines so far that match `pattern` (a regex,
+        case-insensitive when given as a string)."""
+        regex = re.compile(pattern, re.IGNORECASE) if isinstance(pattern, str) else pattern
+        return [line for line in self.stderr_lines if regex.search(line)]
+
+    async def wait_for_stderr(self, pattern, timeout, count=1):
+        """Waits until at least `count` captured stderr lines match `pattern`;
+        returns them. Raises Failure after `timeout` seconds or if the server
+        closes its stderr first."""
+        check(self.capture_stderr, "wait_for_stderr needs Server(..., capture_stderr=True)")
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            self._stderr_changed.clear()
+            found = self.stderr_matching(pattern)
+            if len(found) >= count:
+                return found
+            tail = self.stderr_lines[-5:]
+            if self.stderr_closed:
+                raise Failure(f"{self.label} closed its stderr with {len(found)} of {count} "
+                              f"lines matching {pattern!r}; last lines: {tail}")
+            remaining = deadline - asyncio.get_running_loop().time()
+            try:
+                await asyncio.wait_for(self._stderr_changed.wait(), max(remaining, 0))
+            except asyncio.TimeoutError:
+                raise Failure(f"{self.label}: {len(found)} of {count} stderr lines matching "
+                              f"{pattern!r} within {timeout} s; last lines: {tail}") from None
+
+    async def terminate(self, timeout=SHUTDOWN_TIMEOUT):
+        """Sends SIGTERM and returns the exit status; raises Failure if the
+        process is still running after `timeout` seconds."""
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return await asyncio.wait_for(self.proc.wait(), timeout)
+        except asyncio.TimeoutError:
+            raise Failure(f"{self.label} still running {timeout} s after SIGTERM") from None
+
     async def kill(self):
         if self.proc is None:
             return
@@ -101,6 +162,8 @@ class Server:
             await self.proc.wait()
         if self._drain is not None:
             self._drain.cancel()
+        if self._stderr_drain is not None:
+            self._stderr_drain.cancel()
 
 
 async def check_graceful_shutdown(server, path, **connect_kwargs):
@@ -125,13 +188,16 @@ async def check_graceful_shutdown(server, path, **connect_kwargs):
 
 
 async def run_steps(name, steps):
-    """Run (label, coroutine function) pairs in order; return the exit status."""
+    """Run (label, coroutine function) pairs in order; return the exit status.
+    A step given as (label, coroutine function, seconds) has its own timeout
+    instead of STEP_TIMEOUT."""
     passed = failed = 0
-    for label, step in steps:
+    for label, step, *own_timeout in steps:
+        timeout = own_timeout[0] if own_timeout else STEP_TIMEOUT
         try:
-            await asyncio.wait_for(step(), STEP_TIMEOUT)
+            await asyncio.wait_for(step(), timeout)
         except asyncio.TimeoutError:
-            error = f"timed out after {STEP_TIMEOUT} s"
+            error = f"timed out after {timeout} s"
         except Failure as exc:
             error = str(exc)
         except Exception as exc:  # any unexpected client error is a failure too

@@ -101,21 +101,12 @@ class Server:
         return text[-lines:]
 
 
-# Cases the testee is known to fail, with the reason; all are defects of
-# Boost.Beast 1.81's permessage-deflate, which mallard uses as is. They are
+# Cases the testee is known to fail, with the reason: defects of Boost.Beast
+# 1.81's permessage-deflate that mallard cannot work around. They are
 # reported as skipped while they fail, and as failures once they pass, so that
 # this list is kept accurate.
 KNOWN_FAILURES = {
     "12.7.4": "Beast treats the end of a final DEFLATE block (BFINAL) as an error",
-    "12.11.1": "Beast drops the connection without a close frame on data that does not inflate",
-    "12.11.2": "Beast drops the connection without a close frame on data that does not inflate",
-    "12.11.3": "Beast drops the connection without a close frame on data that does not inflate",
-    "12.11.4": "Beast drops the connection without a close frame on data that does not inflate",
-    "12.11.5": "Beast drops the connection without a close frame on data that does not inflate",
-    "13.4.1": "Beast answers server_max_window_bits=8 with 9 (zlib has no 8-bit raw deflate)",
-    "13.4.8": "Beast accepts server_max_window_bits=15 without echoing the parameter",
-    "13.7.6": "Beast's extension list parser loses a valueless parameter before another element",
-    "13.7.7": "Beast's extension list parser loses a valueless parameter before another element",
 }
 
 

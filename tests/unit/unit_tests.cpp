@@ -2,10 +2,13 @@
 // Sans-I/O units: no sockets, no event loop.
 
 #include <mallard/close_reason.hpp>
+#include <mallard/detail/deflate_offer.hpp>
+#include <mallard/detail/redis_envelope.hpp>
 #include <mallard/detail/route_pattern.hpp>
 #include <mallard/detail/send_queue.hpp>
 #include <mallard/detail/utf8.hpp>
 #include <mallard/options.hpp>
+#include <mallard/redis_options.hpp>
 #include <mallard/router.hpp>
 #include <mallard/websocket_view.hpp>
 
@@ -344,4 +347,123 @@ TEST_CASE("A text message must not end inside a UTF-8 sequence", "[utf8]")
     CHECK_FALSE(utf8_tail_complete("\xf0\x9f\x98"));
     CHECK_FALSE(utf8_tail_complete("\xba"));
     CHECK_FALSE(utf8_tail_complete("a\xc3\xa9\xa9"));
+}
+
+TEST_CASE("A Redis URL gives host, port, database and credentials", "[redis]")
+{
+    using mallard::redis_options;
+    auto const plain = redis_options::from_url("redis://10.0.0.5");
+    CHECK(plain.host == "10.0.0.5");
+    CHECK(plain.port == 6379);
+    CHECK(plain.database == 0);
+    CHECK(plain.password.empty());
+
+    auto const full = redis_options::from_url("redis://chat:s%40cret@redis.internal:6380/3");
+    CHECK(full.host == "redis.internal");
+    CHECK(full.port == 6380);
+    CHECK(full.database == 3);
+    CHECK(full.username == "chat");
+    CHECK(full.password == "s@cret");
+
+    auto const password_only = redis_options::from_url("redis://:pw@[::1]:7000/");
+    CHECK(password_only.host == "::1");
+    CHECK(password_only.username.empty());
+    CHECK(password_only.password == "pw");
+}
+
+TEST_CASE("A bad Redis URL is refused, naming its bad part", "[redis]")
+{
+    using mallard::redis_options;
+    auto refused = [](char const* url) {
+        try {
+            (void)redis_options::from_url(url);
+        } catch (std::invalid_argument const& e) {
+            return std::string(e.what());
+        }
+        return std::string("accepted");
+    };
+    CHECK_THAT(refused("http://127.0.0.1"), Contains("scheme"));
+    CHECK_THAT(refused("rediss://127.0.0.1"), Contains("scheme"));
+    CHECK_THAT(refused("redis://"), Contains("host"));
+    CHECK_THAT(refused("redis://h:0"), Contains("port"));
+    CHECK_THAT(refused("redis://h:65536"), Contains("port"));
+    CHECK_THAT(refused("redis://h:1/db"), Contains("database"));
+    CHECK_THAT(refused("redis://user@h"), Contains("password"));
+    CHECK_THAT(refused("redis://h?timeout=1"), Contains("query"));
+    CHECK_THAT(refused("not a url"), Contains("not a URL"));
+}
+
+TEST_CASE("A group message survives its Redis envelope byte for byte", "[redis]")
+{
+    using namespace mallard::detail;
+    node_id const origin{'a', '\0', 'c', 'd', '\xff', 'f', 'g', 'h'};
+    std::string const payload("\0\x01binary\xff", 10);
+    auto const sealed = seal_envelope(origin, mallard::opcode::binary, payload);
+    auto const opened = open_envelope(sealed);
+    REQUIRE(opened);
+    CHECK(opened->origin == origin);
+    CHECK(opened->op == mallard::opcode::binary);
+    CHECK(opened->payload == payload);
+
+    auto const empty_text = open_envelope(seal_envelope(origin, mallard::opcode::text, ""));
+    REQUIRE(empty_text);
+    CHECK(empty_text->op == mallard::opcode::text);
+    CHECK(empty_text->payload.empty());
+
+    CHECK_FALSE(open_envelope("hello from someone else"));
+    CHECK_FALSE(open_envelope(sealed.substr(0, envelope_header_size - 1)));
+}
+
+namespace {
+
+/// What we hand Beast for these Sec-WebSocket-Extensions lines; "declined" for none.
+std::string chosen_offer(std::vector<std::string> const& lines, bool* repeat_15 = nullptr)
+{
+    mallard::http::request<mallard::http::empty_body> upgrade;
+    for (auto const& line : lines)
+        upgrade.insert(mallard::http::field::sec_websocket_extensions, line);
+    auto const chosen = mallard::detail::choose_deflate_offer(upgrade);
+    if (repeat_15)
+        *repeat_15 = chosen && chosen->repeat_server_window_15;
+    return chosen ? chosen->offer : "declined";
+}
+
+} // namespace
+
+TEST_CASE("The first permessage-deflate offer we can honour is chosen", "[deflate]")
+{
+    CHECK(chosen_offer({"permessage-deflate"}) == "permessage-deflate");
+    CHECK(chosen_offer({"permessage-deflate \t;  client_max_window_bits ;\tclient_no_context_takeover"}) ==
+          "permessage-deflate; client_max_window_bits; client_no_context_takeover");
+    CHECK(chosen_offer({"permessage-deflate; server_max_window_bits=\"10\""}) ==
+          "permessage-deflate; server_max_window_bits=10");
+    // A valueless parameter before another element stays with its offer.
+    CHECK(chosen_offer({"permessage-deflate; server_no_context_takeover, x-unknown"}) ==
+          "permessage-deflate; server_no_context_takeover");
+    CHECK(chosen_offer({"x-unknown; level=3, permessage-deflate; client_max_window_bits=10"}) ==
+          "permessage-deflate; client_max_window_bits=10");
+    CHECK(chosen_offer({"x-unknown", "permessage-deflate"}) == "permessage-deflate");
+    CHECK(chosen_offer({"permessage-deflate; foo, permessage-deflate"}) == "permessage-deflate");
+    bool repeat_15 = false;
+    CHECK(chosen_offer({"permessage-deflate; server_max_window_bits=15"}, &repeat_15) ==
+          "permessage-deflate; server_max_window_bits=15");
+    CHECK(repeat_15);
+}
+
+TEST_CASE("permessage-deflate offers we must or cannot honour are declined", "[deflate]")
+{
+    for (auto const* offer : {"permessage-deflate; foo", "permessage-deflate; foo, x-unknown",
+                              "permessage-deflate; server_max_window_bits",
+                              "permessage-deflate; server_max_window_bits=7",
+                              "permessage-deflate; server_max_window_bits=8",
+                              "permessage-deflate; server_max_window_bits=08",
+                              "permessage-deflate; client_max_window_bits=16",
+                              "permessage-deflate; server_no_context_takeover=1",
+                              "permessage-deflate; client_no_context_takeover; client_no_context_takeover",
+                              "permessage-deflate; server_max_window_bits=10; server_max_window_bits=12",
+                              "permessage-deflate; client_max_window_bits=\"10",
+                              "x-webkit-deflate-frame", ""}) {
+        INFO(offer);
+        CHECK(chosen_offer({offer}) == "declined");
+    }
 }

@@ -21,6 +21,7 @@
 #include <boost/asio/post.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -32,13 +33,25 @@ namespace mallard::detail {
 
 class fanout final : public group_hub {
 public:
-    fanout(std::vector<std::unique_ptr<worker>>& workers, std::shared_ptr<backplane> carrier)
+    fanout(std::vector<std::unique_ptr<worker>>& workers, std::shared_ptr<backplane> carrier,
+           logger const& log)
         : workers_(workers), backplane_(std::move(carrier))
     {
-        backplane_->start([this](group_message const& message) { deliver(message); });
+        backplane_->start({[this](group_message const& message) { deliver(message); },
+                           workers_.front()->ioc.get_executor(), log});
     }
 
-    ~fanout() override { backplane_->stop(); }
+    ~fanout() override { stop_backplane(); }
+
+    /// Ends the backplane's I/O, once; any thread.
+    void stop_backplane()
+    {
+        if (!backplane_stopped_.exchange(true))
+            backplane_->stop();
+    }
+
+    /// Publishes the backplane could not carry to other servers.
+    std::uint64_t backplane_dropped() const noexcept { return backplane_->dropped(); }
 
     void join(std::size_t index, session_base& session, std::string const& group) override
     {
@@ -102,6 +115,7 @@ private:
 
     std::vector<std::unique_ptr<worker>>& workers_;
     std::shared_ptr<backplane> backplane_;
+    std::atomic<bool> backplane_stopped_{false};
     mutable std::mutex mutex_;
     std::unordered_map<std::string, std::size_t> counts_;
 };

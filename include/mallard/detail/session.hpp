@@ -15,6 +15,7 @@
 // view, so the view outlives every callback and spawned task.
 
 #include <mallard/close_reason.hpp>
+#include <mallard/detail/deflate_offer.hpp>
 #include <mallard/detail/http_responses.hpp>
 #include <mallard/detail/session_base.hpp>
 #include <mallard/detail/utf8.hpp>
@@ -23,14 +24,17 @@
 #include <mallard/websocket_view.hpp>
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/stream_traits.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/websocket/stream.hpp>
+#include <boost/beast/zlib/error.hpp>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -62,9 +66,8 @@ public:
         }));
         ws_.read_message_max(limits.max_message_size); // inflated bytes, when compressed
         if (limits.permessage_deflate) {
-            // Beast negotiates per RFC 7692 section 7: it accepts an offer's
-            // client/server_no_context_takeover and max_window_bits, and
-            // declines what it cannot honour by answering without them.
+            // Beast negotiates the one offer choose_deflate_offer() lets
+            // through (see deflate_offer.hpp) and compresses.
             websocket::permessage_deflate deflate;
             deflate.server_enable = true;
             deflate.msg_size_threshold = limits.compression_threshold;
@@ -104,15 +107,27 @@ public:
             co_await refuse_upgrade(decision, upgrade.version());
             co_return;
         }
-        if (!subprotocol_.empty() || decision.headers().begin() != decision.headers().end())
+        bool repeat_window_15 = false;
+        if (limits_.permessage_deflate) {
+            auto const chosen = choose_deflate_offer(upgrade);
+            upgrade.erase(http::field::sec_websocket_extensions);
+            if (chosen) {
+                upgrade.set(http::field::sec_websocket_extensions, chosen->offer);
+                repeat_window_15 = chosen->repeat_server_window_15;
+            }
+        }
+        if (!subprotocol_.empty() || decision.headers().begin() != decision.headers().end() ||
+            repeat_window_15)
             ws_.set_option(websocket::stream_base::decorator(
-                [subprotocol = subprotocol_,
-                 headers = decision.headers()](websocket::response_type& res) {
+                [subprotocol = subprotocol_, headers = decision.headers(),
+                 repeat_window_15](websocket::response_type& res) {
                     res.set(http::field::server, server_header);
                     if (!subprotocol.empty())
                         res.set(http::field::sec_websocket_protocol, subprotocol);
                     for (auto const& field : headers)
                         res.insert(field.name_string(), field.value());
+                    if (repeat_window_15)
+                        repeat_server_window_15(res);
                 }));
 
         auto [ec] = co_await ws_.async_accept(upgrade, use_tuple);
@@ -213,6 +228,8 @@ private:
             reading_ = true;
             auto [ec, size] = co_await ws_.async_read(buffer_, use_tuple);
             reading_ = false;
+            if (ec && is_inflate_error(ec) && !close_request_ && !writing_)
+                co_await close_after_inflate_error();
             if (ec)
                 co_return classify(ec);
             services_.stats.received(size);
@@ -242,6 +259,7 @@ private:
             if (queue_.has_waiting()) {
                 auto const& message = queue_.begin_write();
                 error_code ec;
+                writing_ = true;
                 if (message.type == outbound_message::kind::ping) {
                     std::tie(ec) = co_await ws_.async_ping(
                         websocket::ping_data(message.bytes().data(), message.bytes().size()),
@@ -252,6 +270,7 @@ private:
                     std::tie(ec, written) = co_await ws_.async_write(
                         net::buffer(message.bytes().data(), message.bytes().size()), use_tuple);
                 }
+                writing_ = false;
                 if (!ec && message.type != outbound_message::kind::ping)
                     services_.stats.sent(message.bytes().size());
                 wrote_one();
@@ -317,6 +336,46 @@ private:
         }
     }
 
+    static bool is_inflate_error(error_code const& ec)
+    {
+        return ec.category() == beast::zlib::make_error_code(beast::zlib::error::general).category();
+    }
+
+    // Beast 1.81 fails the stream without a close frame when compressed data
+    // does not inflate. RFC 6455 section 7.1.7 asks for one, so we write it
+    // (1007) to the transport ourselves: Beast writes nothing more on a
+    // failed stream, and no write of ours is in flight. Then, as in a
+    // closing handshake, stop sending and wait for the peer's end, so that a
+    // reset does not destroy the close frame before the peer reads it.
+    task<void> close_after_inflate_error()
+    {
+        auto const frame = close_frame(close_code::invalid_payload);
+        auto& tcp = beast::get_lowest_layer(ws_);
+        tcp.expires_after(close_timeout_);
+        auto [ec, written] = co_await net::async_write(ws_.next_layer(), net::buffer(frame),
+                                                       use_tuple);
+        (void)written;
+        if (ec)
+            co_return;
+        error_code ignored;
+        tcp.socket().shutdown(net::socket_base::shutdown_send, ignored);
+        std::array<char, 512> discarded;
+        for (;;) {
+            auto [read_error, n] = co_await tcp.async_read_some(net::buffer(discarded), use_tuple);
+            (void)n;
+            if (read_error)
+                break;
+        }
+    }
+
+    // An unmasked close frame from a server with `code` and no reason.
+    static std::array<unsigned char, 4> close_frame(close_code code)
+    {
+        auto const value = static_cast<std::uint16_t>(code);
+        return {0x88, 0x02, static_cast<unsigned char>(value >> 8),
+                static_cast<unsigned char>(value & 0xff)};
+    }
+
     close_reason classify(error_code const& ec) const
     {
         close_reason why;
@@ -337,7 +396,7 @@ private:
                    ec == websocket::error::buffer_overflow) {
             why.code = close_code::message_too_big;
             why.cause = close_cause::message_too_big;
-        } else if (ec == websocket::error::bad_frame_payload) {
+        } else if (ec == websocket::error::bad_frame_payload || is_inflate_error(ec)) {
             why.code = close_code::invalid_payload;
             why.cause = close_cause::invalid_payload;
         } else if (ec == websocket::condition::protocol_violation) {
@@ -362,6 +421,7 @@ private:
     clock::time_point close_deadline_;
     clock::time_point last_activity_ = clock::now();
     bool reading_ = false;
+    bool writing_ = false; // a Beast write or ping is in flight
 };
 
 } // namespace mallard::detail

@@ -16,6 +16,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -79,6 +80,9 @@ public:
     std::atomic<std::size_t> open_count{0};
     /// Set on this thread once the server is stopping.
     bool stopping = false;
+    /// Called once, on this thread, when the stopping worker has no
+    /// connection left.
+    std::function<void()> on_drained;
 
     /// A connection's upgrade is done: it counts as open.
     void add(session_base* s)
@@ -105,10 +109,12 @@ public:
     /// Ends the loop once the server is stopping and nothing is left on it.
     void maybe_finish()
     {
-        if (tearing_down_ || !stopping || !sessions.empty() || !handshakes.empty())
+        if (tearing_down_ || !stopping || !sessions.empty() || !handshakes.empty() || !guard)
             return;
         guard.reset();
         shutdown_timer->cancel();
+        if (on_drained)
+            on_drained();
     }
 };
 
