@@ -20,6 +20,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 
 namespace mallard {
@@ -173,7 +174,7 @@ public:
         requires std::constructible_from<std::string, Bytes&&>
     task<send_status> send_text(Bytes&& text)
     {
-        return send({detail::outbound_message::kind::text, std::string(std::forward<Bytes>(text)), {}});
+        return send({detail::outbound_message::kind::text, own(std::forward<Bytes>(text)), {}});
     }
 
     /// Queues a text message whose bytes are shared with other recipients.
@@ -187,7 +188,7 @@ public:
         requires std::constructible_from<std::string, Bytes&&>
     task<send_status> send_binary(Bytes&& data)
     {
-        return send({detail::outbound_message::kind::binary, std::string(std::forward<Bytes>(data)), {}});
+        return send({detail::outbound_message::kind::binary, own(std::forward<Bytes>(data)), {}});
     }
 
     /// Queues a binary message whose bytes are shared with other recipients.
@@ -313,6 +314,22 @@ public:
 
 private:
     friend struct detail::view_access;
+
+    // The bytes as a string the queue owns: a moved-in string as it is;
+    // anything else copied into a buffer the connection has used before.
+    template <class Bytes>
+    std::string own(Bytes&& bytes)
+    {
+        if constexpr (std::is_same_v<Bytes, std::string>) { // an rvalue string
+            return std::move(bytes);
+        } else if constexpr (std::is_convertible_v<Bytes&&, std::string_view>) {
+            std::string buffer = session_ ? session_->spare_buffer() : std::string{};
+            buffer.assign(std::string_view(bytes));
+            return buffer;
+        } else {
+            return std::string(std::forward<Bytes>(bytes));
+        }
+    }
 
     task<send_status> send(detail::outbound_message message)
     {

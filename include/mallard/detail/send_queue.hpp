@@ -14,10 +14,10 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 #include <string_view>
 #include <utility>
 
@@ -77,50 +77,80 @@ public:
             }
         }
         bytes_ += size;
+        if (head_ > compact_after && head_ * 2 > messages_.size()) { // a long backlog
+            messages_.erase(messages_.begin(), messages_.begin() + static_cast<long>(head_));
+            head_ = 0;
+        }
         messages_.push_back(std::move(message));
         return push_result::queued;
     }
 
     /// Whether a message waits that is not already being written.
-    bool has_waiting() const noexcept { return !messages_.empty(); }
+    bool has_waiting() const noexcept { return head_ < messages_.size(); }
 
     /// Moves the oldest message out of the queue to be written and returns
     /// it. It is kept apart until `end_write`: erasing from the middle of a
     /// deque moves its elements, and Beast is still reading these bytes.
     outbound_message const& begin_write()
     {
-        in_flight_.emplace(std::move(messages_.front()));
-        messages_.pop_front();
+        in_flight_.emplace(std::move(messages_[head_]));
+        if (++head_ == messages_.size()) { // emptied: start over, keeping the capacity
+            messages_.clear();
+            head_ = 0;
+        }
         return *in_flight_;
     }
 
-    /// Forgets the message that `begin_write` returned.
+    /// Forgets the message that `begin_write` returned, keeping its buffer
+    /// for a later message (see `take_spare`).
     void end_write() noexcept
     {
         bytes_ -= in_flight_->bytes().size();
+        auto& buffer = in_flight_->owned;
+        if (spares_.size() < max_spares && buffer.capacity() > short_string_capacity &&
+            buffer.capacity() <= max_spare_bytes) {
+            buffer.clear();
+            spares_.push_back(std::move(buffer));
+        }
         in_flight_.reset();
+    }
+
+    /// An empty string with the capacity of a message already written, when
+    /// there is one: a connection that keeps sending messages of similar
+    /// size does not allocate for them.
+    std::string take_spare() noexcept
+    {
+        if (spares_.empty())
+            return {};
+        auto spare = std::move(spares_.back());
+        spares_.pop_back();
+        return spare;
     }
 
     /// Bytes queued, including the message being written.
     std::size_t bytes() const noexcept { return bytes_; }
     /// Messages queued, including the one being written.
-    std::size_t size() const noexcept { return messages_.size() + (in_flight_ ? 1u : 0u); }
+    std::size_t size() const noexcept
+    {
+        return messages_.size() - head_ + (in_flight_ ? 1u : 0u);
+    }
     /// Messages discarded by the policy so far.
     std::uint64_t dropped() const noexcept { return dropped_; }
 
     /// Forgets every message not in flight (the connection is closing).
     void clear_waiting() noexcept
     {
-        for (auto const& m : messages_)
-            bytes_ -= m.bytes().size();
+        for (auto i = head_; i < messages_.size(); ++i)
+            bytes_ -= messages_[i].bytes().size();
         messages_.clear();
+        head_ = 0;
     }
 
 private:
     // Drops the oldest waiting data message; false if none.
     bool drop_oldest_waiting() noexcept
     {
-        for (auto it = messages_.begin(); it != messages_.end(); ++it) {
+        for (auto it = messages_.begin() + static_cast<long>(head_); it != messages_.end(); ++it) {
             if (it->type == outbound_message::kind::ping)
                 continue;
             bytes_ -= it->bytes().size();
@@ -131,12 +161,24 @@ private:
         return false;
     }
 
-    std::deque<outbound_message> messages_;
+    // Waiting messages are [head_, end): a vector whose capacity stays, so
+    // a steady stream of messages allocates nothing (a deque allocates and
+    // frees a block every few messages).
+    std::vector<outbound_message> messages_;
+    std::size_t head_ = 0;
+    static constexpr std::size_t compact_after = 64;
     std::size_t bytes_ = 0;
     std::size_t max_bytes_;
     slow_consumer_policy policy_;
     std::uint64_t dropped_ = 0;
     std::optional<outbound_message> in_flight_;
+
+    // A few buffers of written messages, none large: an idle connection
+    // keeps at most max_spares * max_spare_bytes.
+    static constexpr std::size_t max_spares = 2;
+    static constexpr std::size_t max_spare_bytes = 16 * 1024;
+    static constexpr std::size_t short_string_capacity = std::string().capacity();
+    std::vector<std::string> spares_;
 };
 
 } // namespace mallard::detail

@@ -123,6 +123,13 @@ public:
         return send_status::queued;
     }
 
+    /// A buffer for an outgoing message: a written message's, on this
+    /// session's thread, when one is free; otherwise an empty string.
+    std::string spare_buffer() noexcept
+    {
+        return executor_.running_in_this_thread() ? queue_.take_spare() : std::string{};
+    }
+
     /// Queues `message`; on this session's own thread also waits while the
     /// queue is above its high-water mark, so a view pushing to its own
     /// client can never outrun it.
