@@ -107,7 +107,8 @@ public:
     {
         bytes_ -= in_flight_->bytes().size();
         auto& buffer = in_flight_->owned;
-        if (spares_.size() < max_spares && buffer.capacity() > short_string_capacity &&
+        // (A string that never left its inline storage is not worth keeping.)
+        if (spares_.size() < max_spares && buffer.capacity() > std::string().capacity() &&
             buffer.capacity() <= max_spare_bytes) {
             buffer.clear();
             spares_.push_back(std::move(buffer));
@@ -177,7 +178,6 @@ private:
     // keeps at most max_spares * max_spare_bytes.
     static constexpr std::size_t max_spares = 2;
     static constexpr std::size_t max_spare_bytes = 16 * 1024;
-    static constexpr std::size_t short_string_capacity = std::string().capacity();
     std::vector<std::string> spares_;
 };
 
