@@ -6,6 +6,7 @@
 #include <mallard/mallard.hpp>
 
 #include "../common/example_args.hpp"
+#include "exact_echo_view.hpp"
 
 #include <iostream>
 
@@ -20,23 +21,6 @@ public:
     }
 };
 
-/// Echoes every message unchanged, text as text and binary as binary.
-class exact_echo_view : public mallard::websocket_view {
-public:
-    static constexpr std::size_t max_frame_size = 16 * 1024 * 1024;
-    static constexpr std::size_t max_send_queue_bytes = 64 * 1024 * 1024;
-    static constexpr std::size_t send_queue_high_water = 32 * 1024 * 1024;
-    static constexpr bool permessage_deflate = true;
-
-    mallard::task<> on_receive(std::string_view data, mallard::opcode op) override
-    {
-        if (op == mallard::opcode::text)
-            co_await send_text(data);
-        else
-            co_await send_binary(data);
-    }
-};
-
 int main(int argc, char** argv)
 {
     auto args = examples::parse_args(argc, argv, "mallard_echo", {"--exact"});
@@ -44,7 +28,7 @@ int main(int argc, char** argv)
         return 2;
     try {
         mallard::router urls{args->has_flag("--exact")
-                                 ? mallard::path<exact_echo_view>("/ws/echo", "echo")
+                                 ? mallard::path<examples::exact_echo_view>("/ws/echo", "echo")
                                  : mallard::path<echo_view>("/ws/echo", "echo")};
         mallard::server srv{args->options, std::move(urls)};
         examples::announce(srv, *args);

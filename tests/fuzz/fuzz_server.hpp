@@ -10,6 +10,8 @@
 #include <mallard/mallard.hpp>
 #include <mallard/testing/client.hpp>
 
+#include "../../examples/echo/exact_echo_view.hpp"
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -21,25 +23,6 @@
 namespace fuzz {
 
 using namespace std::chrono_literals;
-
-/// The conformance testee's view (examples/echo, --exact): every message
-/// back unchanged, 16 MiB limits, permessage-deflate when offered. The seed
-/// corpus was recorded against exactly this.
-class exact_echo_view : public mallard::websocket_view {
-public:
-    static constexpr std::size_t max_frame_size = 16 * 1024 * 1024;
-    static constexpr std::size_t max_send_queue_bytes = 64 * 1024 * 1024;
-    static constexpr std::size_t send_queue_high_water = 32 * 1024 * 1024;
-    static constexpr bool permessage_deflate = true;
-
-    mallard::task<> on_receive(std::string_view data, mallard::opcode op) override
-    {
-        if (op == mallard::opcode::text)
-            co_await send_text(data);
-        else
-            co_await send_binary(data);
-    }
-};
 
 /// The library's defaults but for small frame and message limits, so that
 /// inputs of a few KiB reach the limit checks (fragments adding up past the
@@ -102,7 +85,7 @@ public:
                    .shutdown_grace = 2s,
                    .handle_signals = false},
                   mallard::router{
-                      mallard::path<exact_echo_view>(exact_echo_path, "echo"),
+                      mallard::path<examples::exact_echo_view>(exact_echo_path, "echo"),
                       mallard::path<plain_view>(plain_path, "plain",
                                                 {.allowed_origins = {"https://example.com"}}),
                   })
