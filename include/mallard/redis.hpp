@@ -90,6 +90,15 @@ public:
                                    "mallard::make_redis_backplane (it must be owned by a "
                                    "std::shared_ptr)");
         host_ = std::move(server);
+        // The links' sockets and timers must go before the event loop they
+        // belong to, but the server's options keep this object for longer.
+        auto& loop = net::query(host_.executor,
+                                net::execution::context_as<net::execution_context&>);
+        net::use_service<detail::before_loop_ends>(loop).add(
+            [weak = weak_from_this()] {
+                if (auto alive = weak.lock())
+                    alive->release_links();
+            });
         publisher_.emplace(host_.executor, link_role::publisher);
         subscriber_.emplace(host_.executor, link_role::subscriber);
         for (auto* l : {&*publisher_, &*subscriber_})
@@ -128,10 +137,12 @@ public:
     {
         net::post(host_.executor, [self = shared_from_this()] {
             self->stopped_ = true;
-            for (auto* l : {&*self->publisher_, &*self->subscriber_}) {
-                if (l->connection)
-                    l->connection->close();
-                l->wake.cancel();
+            for (auto* l : {&self->publisher_, &self->subscriber_}) {
+                if (!*l)
+                    continue;
+                if ((*l)->connection)
+                    (*l)->connection->close();
+                (*l)->wake.cancel();
             }
         });
     }
@@ -174,10 +185,21 @@ private:
         host_.log.write(level, log_category::diagnostic, "redis: " + text);
     }
 
+    // The event loop is being shut down (it runs no more): destroy the
+    // links' I/O objects while its services still exist.
+    void release_links() noexcept
+    {
+        stopped_ = true;
+        publisher_.reset();
+        subscriber_.reset();
+    }
+
     // --- on the executor -------------------------------------------------
 
     void queue_publish(std::string const& command)
     {
+        if (!publisher_)
+            return;
         auto& l = *publisher_;
         if (stopped_ || l.state == link_state::down ||
             l.outbox.size() + command.size() > options_.max_buffered_bytes) {
@@ -192,6 +214,8 @@ private:
 
     void send_subscription(char const* verb, std::string const& channel)
     {
+        if (!subscriber_)
+            return;
         auto& l = *subscriber_;
         if (l.state != link_state::up)
             return; // the whole set is sent when the link comes up

@@ -397,7 +397,7 @@ TEST_CASE("A group message survives its Redis envelope byte for byte", "[redis]"
 {
     using namespace mallard::detail;
     node_id const origin{'a', '\0', 'c', 'd', '\xff', 'f', 'g', 'h'};
-    std::string const payload("\0\x01binary\xff", 10);
+    std::string const payload("\0\x01" "binary\xff", 9); // split: \x01b would be one escape
     auto const sealed = seal_envelope(origin, mallard::opcode::binary, payload);
     auto const opened = open_envelope(sealed);
     REQUIRE(opened);

@@ -12,6 +12,9 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/connect.hpp>
+#include <boost/asio/execution/context_as.hpp>
+#include <boost/asio/execution_context.hpp>
+#include <boost/asio/query.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
@@ -20,6 +23,8 @@
 
 #include <array>
 #include <chrono>
+#include <functional>
+#include <mutex>
 #include <memory>
 #include <new>
 #include <stdexcept>
@@ -68,6 +73,38 @@ inline std::string_view reply_text(redisReply const& reply) noexcept
         return {reply.str, reply.len};
     return {};
 }
+
+/// Runs callbacks when an event loop shuts down, before its services (and so
+/// the sockets and timers made on it) are destroyed: for objects that belong
+/// to the loop but are owned by something that outlives it.
+class before_loop_ends : public net::execution_context::service {
+public:
+    using key_type = before_loop_ends;
+    static inline net::execution_context::id id;
+
+    explicit before_loop_ends(net::execution_context& loop) : service(loop) {}
+
+    void add(std::function<void()> callback)
+    {
+        std::lock_guard lock(mutex_);
+        callbacks_.push_back(std::move(callback));
+    }
+
+private:
+    void shutdown() override
+    {
+        std::vector<std::function<void()>> callbacks;
+        {
+            std::lock_guard lock(mutex_);
+            callbacks.swap(callbacks_);
+        }
+        for (auto& callback : callbacks)
+            callback();
+    }
+
+    std::mutex mutex_;
+    std::vector<std::function<void()>> callbacks_;
+};
 
 class redis_connection {
 public:
