@@ -180,6 +180,15 @@ private:
         return options_.channel_prefix + group;
     }
 
+    /// "2.3": seconds with one decimal, for log lines.
+    template <class Rep, class Period>
+    static std::string seconds_text(std::chrono::duration<Rep, Period> span)
+    {
+        char text[32];
+        std::snprintf(text, sizeof text, "%.1f", std::chrono::duration<double>(span).count());
+        return text;
+    }
+
     void log(log_level level, std::string const& text) const
     {
         host_.log.write(level, log_category::diagnostic, "redis: " + text);
@@ -245,11 +254,9 @@ private:
             log(log_level::notice, "connected to " + where);
             return;
         }
-        auto const seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() -
-                                                           down_since_).count();
-        char gap[32];
-        std::snprintf(gap, sizeof gap, "%.1f", seconds);
-        log(log_level::warning, "link to " + where + " restored after " + gap + " s; " +
+        log(log_level::warning, "link to " + where + " restored after " +
+                                    seconds_text(std::chrono::steady_clock::now() - down_since_) +
+                                    " s; " +
                                     std::to_string(std::exchange(dropped_in_outage_, 0)) +
                                     " publishes reached local members only");
     }
@@ -297,11 +304,8 @@ private:
                                                                     : " (subscribing link)"));
             } else {
                 // Both links fail alike while Redis is away: one line per attempt.
-                char wait[32];
-                std::snprintf(wait, sizeof wait, "%.1f",
-                              std::chrono::duration<double>(backoff).count());
                 self->log(publishing ? log_level::error : log_level::debug,
-                          failure + "; retrying in " + wait + " s");
+                          failure + "; retrying in " + seconds_text(backoff) + " s");
             }
             self->link_down(l);
             l.wake.expires_after(backoff);
