@@ -101,13 +101,10 @@ class Server:
         return text[-lines:]
 
 
-# Cases the testee is known to fail, with the reason: defects of Boost.Beast
-# 1.81's permessage-deflate that mallard cannot work around. They are
+# Cases the testee is known to fail, with the reason (none today). They are
 # reported as skipped while they fail, and as failures once they pass, so that
 # this list is kept accurate.
-KNOWN_FAILURES = {
-    "12.7.4": "Beast treats the end of a final DEFLATE block (BFINAL) as an error",
-}
+KNOWN_FAILURES = {}
 
 
 def run_case(case, port):

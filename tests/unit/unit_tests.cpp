@@ -3,6 +3,7 @@
 
 #include <mallard/close_reason.hpp>
 #include <mallard/detail/deflate_offer.hpp>
+#include <mallard/detail/frame_inflater.hpp>
 #include <mallard/detail/redis_envelope.hpp>
 #include <mallard/detail/route_pattern.hpp>
 #include <mallard/detail/send_queue.hpp>
@@ -14,6 +15,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <zlib.h>
+
+#include <algorithm>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -466,4 +471,169 @@ TEST_CASE("permessage-deflate offers we must or cannot honour are declined", "[d
         INFO(offer);
         CHECK(chosen_offer({offer}) == "declined");
     }
+}
+
+namespace {
+
+using mallard::detail::frame_inflater;
+
+std::string unhex(std::string_view hex)
+{
+    std::string bytes;
+    for (std::size_t i = 0; i + 1 < hex.size(); i += 2)
+        bytes += static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16));
+    return bytes;
+}
+
+// A client frame: first header byte `head` (FIN, RSV, opcode), masked.
+std::string client_frame(unsigned char head, std::string const& payload)
+{
+    std::string frame(1, static_cast<char>(head));
+    if (payload.size() < 126) {
+        frame += static_cast<char>(0x80 | payload.size());
+    } else {
+        frame += static_cast<char>(0x80 | 126);
+        frame += static_cast<char>(payload.size() >> 8);
+        frame += static_cast<char>(payload.size() & 0xff);
+    }
+    char const key[4] = {0x12, 0x34, 0x56, 0x78};
+    frame.append(key, 4);
+    for (std::size_t i = 0; i < payload.size(); ++i)
+        frame += static_cast<char>(payload[i] ^ key[i % 4]);
+    return frame;
+}
+
+// What Beast reads: the input fed in pieces as the inflater takes them, and
+// every output drained; past the point where parsing stops, the input as is.
+std::string through(frame_inflater& inflater, std::string const& input,
+                    std::size_t* largest_output = nullptr)
+{
+    std::string out;
+    std::size_t at = 0;
+    for (;;) {
+        inflater.process();
+        for (auto o = inflater.output(); o.size() > 0; o = inflater.output()) {
+            if (largest_output)
+                *largest_output = std::max(*largest_output, o.size());
+            out.append(static_cast<char const*>(o.data()), o.size());
+            inflater.consume_output(o.size());
+            inflater.process();
+        }
+        if (at == input.size() || inflater.stopped())
+            break;
+        auto const space = inflater.input_space();
+        auto const size = std::min(space.size(), input.size() - at);
+        std::memcpy(space.data(), input.data() + at, size);
+        inflater.commit_input(size);
+        at += size;
+    }
+    if (inflater.stopped() && !inflater.error())
+        out += input.substr(at);
+    return out;
+}
+
+// An inflated message as it reaches Beast: one frame, then an empty FIN frame.
+std::string beast_message(unsigned char opcode, std::string const& payload)
+{
+    std::string frames(1, static_cast<char>(opcode));
+    frames += static_cast<char>(0x80 | payload.size());
+    frames += std::string(4, '\0') + payload;
+    return frames + std::string{'\x80', '\x80', '\0', '\0', '\0', '\0'};
+}
+
+} // namespace
+
+TEST_CASE("A compressed message ending in a BFINAL block is inflated and its window kept",
+          "[deflate]")
+{
+    // RFC 7692 sections 7.2.3.4 and 7.2.3.2: "Hello" in a final block, then
+    // a message that only refers back to it.
+    frame_inflater inflater;
+    auto const input = client_frame(0xc1, unhex("f348cdc9c9070000")) +
+                       client_frame(0xc1, unhex("f200110000"));
+    CHECK(through(inflater, input) ==
+          beast_message(0x01, "Hello") + beast_message(0x01, "Hello"));
+    CHECK(!inflater.error());
+}
+
+TEST_CASE("Control frames and uncompressed messages pass byte for byte", "[deflate]")
+{
+    frame_inflater inflater;
+    auto const compressed = unhex("f248cdc9c90700"); // "Hello"
+    auto const input = client_frame(0x41, compressed.substr(0, 3)) + client_frame(0x89, "ping") +
+                       client_frame(0x80, compressed.substr(3)) + client_frame(0x82, "plain");
+    auto const out = through(inflater, input);
+    auto const ping = client_frame(0x89, "ping");
+    CHECK(out.find(ping) != std::string::npos);
+    CHECK(out.ends_with(client_frame(0x82, "plain")));
+    CHECK(!inflater.stopped());
+}
+
+TEST_CASE("A frame Beast must reject stops the parsing and passes on with the rest",
+          "[deflate]")
+{
+    SECTION("RSV2")
+    {
+        frame_inflater inflater;
+        auto const input = client_frame(0xa1, "x") + client_frame(0xc1, unhex("f248cdc9c90700"));
+        CHECK(through(inflater, input) == input);
+        CHECK(inflater.stopped());
+    }
+    SECTION("RSV1 on a continuation")
+    {
+        frame_inflater inflater;
+        auto const compressed = unhex("f248cdc9c90700");
+        auto const second = client_frame(0xc0, compressed.substr(3));
+        auto const out =
+            through(inflater, client_frame(0x41, compressed.substr(0, 3)) + second);
+        CHECK(out.ends_with(second));
+        CHECK(inflater.stopped());
+        CHECK(!inflater.error());
+    }
+}
+
+TEST_CASE("Compressed data that does not inflate fails with inflate_error", "[deflate]")
+{
+    frame_inflater inflater;
+    (void)through(inflater, client_frame(0xc2, unhex("0600"))); // reserved block type
+    CHECK(inflater.error() == mallard::detail::inflate_error::bad_data);
+}
+
+TEST_CASE("A message inflating to 4 MiB reaches Beast in bounded pieces", "[deflate]")
+{
+    std::string const original(4 << 20, 'a');
+    z_stream z{};
+    REQUIRE(deflateInit2(&z, 9, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) == Z_OK);
+    std::string compressed(deflateBound(&z, static_cast<uLong>(original.size())) + 16, '\0');
+    z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(original.data()));
+    z.avail_in = static_cast<uInt>(original.size());
+    z.next_out = reinterpret_cast<Bytef*>(compressed.data());
+    z.avail_out = static_cast<uInt>(compressed.size());
+    REQUIRE(deflate(&z, Z_SYNC_FLUSH) == Z_OK);
+    compressed.resize(compressed.size() - z.avail_out - 4); // without 00 00 ff ff
+    deflateEnd(&z);
+    REQUIRE(compressed.size() < 65536);
+
+    frame_inflater inflater;
+    std::size_t largest = 0;
+    auto const out = through(inflater, client_frame(0xc2, compressed), &largest);
+    CHECK(largest <= frame_inflater::buffer_bytes);
+    // Unframe: every frame masked with a zero key, no FIN but on the last.
+    std::string inflated;
+    std::size_t at = 0;
+    bool fin = false;
+    while (at < out.size()) {
+        fin = (out[at] & 0x80) != 0;
+        std::size_t size = out[at + 1] & 0x7f;
+        std::size_t header = 6;
+        if (size == 126) {
+            size = static_cast<unsigned char>(out[at + 2]) << 8 |
+                   static_cast<unsigned char>(out[at + 3]);
+            header = 8;
+        }
+        inflated += out.substr(at + header, size);
+        at += header + size;
+    }
+    CHECK(fin);
+    CHECK(inflated == original);
 }

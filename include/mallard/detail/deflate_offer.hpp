@@ -220,6 +220,15 @@ inline void repeat_server_window_15(http::response_header<>& answer)
                    std::string(value) + "; server_max_window_bits=15");
 }
 
+/// Whether an answer to an upgrade agrees to permessage-deflate.
+inline bool accepts_deflate(http::response_header<> const& answer)
+{
+    if (answer.result() != http::status::switching_protocols)
+        return false;
+    auto const value = answer[http::field::sec_websocket_extensions];
+    return value == "permessage-deflate" || value.starts_with("permessage-deflate;");
+}
+
 } // namespace mallard::detail
 
 #endif

@@ -17,6 +17,7 @@
 #include <mallard/close_reason.hpp>
 #include <mallard/detail/deflate_offer.hpp>
 #include <mallard/detail/http_responses.hpp>
+#include <mallard/detail/inflating_stream.hpp>
 #include <mallard/detail/session_base.hpp>
 #include <mallard/detail/utf8.hpp>
 #include <mallard/detail/worker.hpp>
@@ -31,7 +32,6 @@
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/websocket/stream.hpp>
-#include <boost/beast/zlib/error.hpp>
 
 #include <algorithm>
 #include <array>
@@ -67,7 +67,8 @@ public:
         ws_.read_message_max(limits.max_message_size); // inflated bytes, when compressed
         if (limits.permessage_deflate) {
             // Beast negotiates the one offer choose_deflate_offer() lets
-            // through (see deflate_offer.hpp) and compresses.
+            // through (see deflate_offer.hpp) and compresses; ws_'s next
+            // layer inflates (see frame_inflater.hpp for why not Beast).
             websocket::permessage_deflate deflate;
             deflate.server_enable = true;
             deflate.msg_size_threshold = limits.compression_threshold;
@@ -107,19 +108,21 @@ public:
             co_await refuse_upgrade(decision, upgrade.version());
             co_return;
         }
+        bool offered_deflate = false;
         bool repeat_window_15 = false;
         if (limits_.permessage_deflate) {
             auto const chosen = choose_deflate_offer(upgrade);
             upgrade.erase(http::field::sec_websocket_extensions);
             if (chosen) {
                 upgrade.set(http::field::sec_websocket_extensions, chosen->offer);
+                offered_deflate = true;
                 repeat_window_15 = chosen->repeat_server_window_15;
             }
         }
         if (!subprotocol_.empty() || decision.headers().begin() != decision.headers().end() ||
-            repeat_window_15)
+            offered_deflate)
             ws_.set_option(websocket::stream_base::decorator(
-                [subprotocol = subprotocol_, headers = decision.headers(),
+                [this, subprotocol = subprotocol_, headers = decision.headers(),
                  repeat_window_15](websocket::response_type& res) {
                     res.set(http::field::server, server_header);
                     if (!subprotocol.empty())
@@ -128,6 +131,8 @@ public:
                         res.insert(field.name_string(), field.value());
                     if (repeat_window_15)
                         repeat_server_window_15(res);
+                    // Beast does not say whether it agreed; its answer does.
+                    deflate_agreed_ = accepts_deflate(res);
                 }));
 
         auto [ec] = co_await ws_.async_accept(upgrade, use_tuple);
@@ -136,6 +141,8 @@ public:
                        "refused upgrade on " + request_.path() + ": " + ec.message());
             co_return;
         }
+        if (deflate_agreed_)
+            ws_.next_layer().inflate_messages(); // before Beast reads a frame
         worker_.add(this);
         services_.stats.opened();
         if (worker_.stopping)
@@ -336,17 +343,15 @@ private:
         }
     }
 
-    static bool is_inflate_error(error_code const& ec)
-    {
-        return ec.category() == beast::zlib::make_error_code(beast::zlib::error::general).category();
-    }
+    static bool is_inflate_error(error_code const& ec) { return ec == inflate_error::bad_data; }
 
-    // Beast 1.81 fails the stream without a close frame when compressed data
-    // does not inflate. RFC 6455 section 7.1.7 asks for one, so we write it
-    // (1007) to the transport ourselves: Beast writes nothing more on a
-    // failed stream, and no write of ours is in flight. Then, as in a
-    // closing handshake, stop sending and wait for the peer's end, so that a
-    // reset does not destroy the close frame before the peer reads it.
+    // When a compressed message does not inflate, our inflating layer fails
+    // Beast's read, and Beast 1.81 fails the stream without a close frame.
+    // RFC 6455 section 7.1.7 asks for one, so we write it (1007) to the
+    // transport ourselves: Beast writes nothing more on a failed stream,
+    // and no write of ours is in flight. Then, as in a closing handshake,
+    // stop sending and wait for the peer's end, so that a reset does not
+    // destroy the close frame before the peer reads it.
     task<void> close_after_inflate_error()
     {
         auto const frame = close_frame(close_code::invalid_payload);
@@ -412,7 +417,7 @@ private:
     // Larger read buffers are released after the message that grew them.
     static constexpr std::size_t retained_buffer_bytes = 64 * 1024;
 
-    websocket::stream<Stream> ws_;
+    websocket::stream<inflating_stream<Stream>> ws_;
     std::unique_ptr<websocket_view> view_;
     worker& worker_;
     beast::flat_buffer buffer_;
@@ -422,6 +427,7 @@ private:
     clock::time_point last_activity_ = clock::now();
     bool reading_ = false;
     bool writing_ = false; // a Beast write or ping is in flight
+    bool deflate_agreed_ = false; // the 101 accepted permessage-deflate
 };
 
 } // namespace mallard::detail
