@@ -1039,6 +1039,12 @@ def _(ctx):
 # precedes the close, after which nothing else is sent.
 g.add("message then close in one write: the echo or not, then close 1000",
       rejected(text("last words") + close(1000), 1000, maybe_first=[("text", "last words")]))
+# Replies to a burst are sent together; the close reply must still follow
+# every echo that is sent, whole and in order.
+msgs = [ascii_payload(i * 5) for i in range(50)]
+g.add("50 messages then close in one write: echoes (or a prefix) in order, then close 1000",
+      rejected(b"".join(text(m) for m in msgs) + close(1000), 1000,
+               maybe_first=[("text", m) for m in msgs]))
 g.add("256 KiB message, close, ping in one write: the echo or not, close 1000, no pong",
       rejected(text(ascii_payload(256 * 1024)) + close(1000) + ping(b"late"), 1000,
                maybe_first=[("text", ascii_payload(256 * 1024))]))

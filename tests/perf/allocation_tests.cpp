@@ -11,6 +11,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
@@ -76,22 +77,30 @@ private:
     std::size_t received_ = 0;
 };
 
-/// Heap allocations on the server's thread per message echoed, one message
-/// in flight at a time, after a warm-up that lets buffers reach their size.
-double allocations_per_echo(std::string const& payload, bool binary)
+/// Heap allocations on the server's thread per message echoed, `in_flight`
+/// messages sent before their echoes are read, after a warm-up that lets
+/// buffers reach their size.
+double allocations_per_echo(std::string const& payload, bool binary, std::size_t in_flight = 1)
 {
     test::log_capture log;
     test::running_server srv{test::test_options(log, 1),
                              mallard::router{mallard::path<counting_echo>("/echo", "echo")}};
     mallard::testing::client c{srv.port(), "/echo"};
-    for (std::size_t i = 0; i <= warmup + measured; ++i) {
-        if (binary)
-            c.send_binary(payload);
-        else
-            c.send_text(payload);
-        auto const echo = c.receive(10s);
-        REQUIRE(echo);
-        REQUIRE(echo->data.size() == payload.size());
+    constexpr std::size_t total = warmup + measured + 1;
+    for (std::size_t sent = 0; sent < total;) {
+        auto const batch = std::min(in_flight, total - sent);
+        for (std::size_t i = 0; i < batch; ++i) {
+            if (binary)
+                c.send_binary(payload);
+            else
+                c.send_text(payload);
+        }
+        for (std::size_t i = 0; i < batch; ++i) {
+            auto const echo = c.receive(10s);
+            REQUIRE(echo);
+            REQUIRE(echo->data.size() == payload.size());
+        }
+        sent += batch;
     }
     return static_cast<double>(count_at_end - count_at_start) / measured;
 }
@@ -113,6 +122,13 @@ TEST_CASE("An echoed 16-byte text allocates nothing on the server", "[allocation
 TEST_CASE("An echoed 16 KiB binary allocates nothing on the server", "[allocations]")
 {
     auto const per_echo = allocations_per_echo(std::string(16 * 1024, 'b'), true);
+    INFO("allocations per echo: " << per_echo);
+    CHECK(per_echo <= budget);
+}
+
+TEST_CASE("Echoes of 16 messages in flight, sent together, allocate nothing", "[allocations]")
+{
+    auto const per_echo = allocations_per_echo(std::string(16, 'x'), false, 16);
     INFO("allocations per echo: " << per_echo);
     CHECK(per_echo <= budget);
 }

@@ -18,6 +18,7 @@
 #include <mallard/request.hpp>
 #include <mallard/router.hpp>
 
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
@@ -237,7 +238,17 @@ task<void> serve_http(Stream stream, server_state& server, worker& w)
             std::move(stream), std::move(view), matched->limits(), log,
             server.next_id.fetch_add(1, std::memory_order_relaxed), w,
             session_services{*server.groups, w.stats, w.index}, options.handshake_timeout);
-        co_await connection->run(std::move(upgrade), std::move(req), std::move(subprotocol));
+        // The connection runs as a coroutine of its own, so that this one
+        // ends now: its frame (the HTTP parser's buffers, the TCP stream it
+        // moved from) would otherwise stay allocated as long as the
+        // connection is open. co_spawn starts it before returning.
+        net::co_spawn(w.ioc,
+                      connection->run(std::move(upgrade), std::move(req), std::move(subprotocol)),
+                      [&log](std::exception_ptr e) {
+                          if (e)
+                              log.write(log_level::error, log_category::diagnostic,
+                                        "a connection failed: " + describe(e));
+                      });
         co_return;
     }
 }

@@ -15,6 +15,7 @@
 // view, so the view outlives every callback and spawned task.
 
 #include <mallard/close_reason.hpp>
+#include <mallard/detail/coalescing_stream.hpp>
 #include <mallard/detail/deflate_offer.hpp>
 #include <mallard/detail/http_responses.hpp>
 #include <mallard/detail/inflating_stream.hpp>
@@ -53,6 +54,7 @@ public:
         , view_(std::move(view))
         , worker_(owner)
         , timer_(owner.ioc.get_executor())
+        , beside_ended_(owner.ioc.get_executor())
         , close_timeout_(handshake_timeout)
     {
         view_access::attach(*view_, this);
@@ -87,7 +89,6 @@ public:
     task<void> run(http::request<http::empty_body> upgrade, mallard::request req,
                    std::string subprotocol)
     {
-        using namespace net::experimental::awaitable_operators;
         auto self = shared_from_this();
         request_ = std::move(req);
         subprotocol_ = std::move(subprotocol);
@@ -142,7 +143,8 @@ public:
             co_return;
         }
         if (deflate_agreed_)
-            ws_.next_layer().inflate_messages(); // before Beast reads a frame
+            ws_.next_layer().next_layer().inflate_messages(); // before Beast reads a frame
+        upgrade = http::request<http::empty_body>{}; // this frame lives as long as the connection: free the headers
         worker_.add(this);
         services_.stats.opened();
         if (worker_.stopping)
@@ -150,7 +152,15 @@ public:
         log_.write(log_level::info, log_category::access,
                    "connection " + std::to_string(id_) + " opened on " + request_.path());
 
-        co_await (lifecycle() && write_loop() && timer_loop());
+        // The writer and the timers run beside the lifecycle as coroutines
+        // of their own: awaitable operator&& would keep its frames and a
+        // cancellation slot alive as long as the connection, and re-arm the
+        // slot on every write.
+        start_beside(write_loop());
+        start_beside(timer_loop());
+        co_await lifecycle();
+        while (running_beside_ != 0)
+            co_await beside_ended_.wait();
 
         worker_.remove(this);
     }
@@ -163,6 +173,18 @@ public:
 
 private:
     using clock = std::chrono::steady_clock;
+
+    void start_beside(task<void> loop)
+    {
+        ++running_beside_;
+        net::co_spawn(worker_.ioc, std::move(loop),
+                      [self = shared_from_this(), this](std::exception_ptr e) {
+                          if (e)
+                              log_exception("the connection's writer or timer", e);
+                          --running_beside_;
+                          beside_ended_.notify();
+                      });
+    }
 
     // The view's on_upgrade, bounded by the handshake timeout: a hook waiting
     // on a slow token service must not hold a socket forever.
@@ -262,9 +284,13 @@ private:
 
     task<void> write_loop()
     {
+        auto& out = ws_.next_layer();
         while (!ended_) {
             if (queue_.has_waiting()) {
                 auto const& message = queue_.begin_write();
+                if (message.bytes().size() <= coalesced_message_bytes &&
+                    (queue_.has_waiting() || !out.waiting_for_peer()))
+                    out.cork(); // more replies are coming: send them together
                 error_code ec;
                 writing_ = true;
                 if (message.type == outbound_message::kind::ping) {
@@ -281,8 +307,21 @@ private:
                 if (!ec && message.type != outbound_message::kind::ping)
                     services_.stats.sent(message.bytes().size());
                 wrote_one();
+                if (!ec && out.held_bytes() >= flush_at_bytes)
+                    std::tie(ec) = co_await out.async_flush(use_tuple);
                 if (ec)
                     break; // the read loop sees the same failure and ends the connection
+                continue;
+            }
+            if (out.corked()) {
+                // Let the read loop go on through what it has already read:
+                // its replies join this write. Flush once it waits for the peer.
+                co_await net::post(ws_.get_executor(), use_tuple);
+                if (queue_.has_waiting())
+                    continue;
+                auto [ec] = co_await out.async_flush(use_tuple);
+                if (ec)
+                    break;
                 continue;
             }
             if (close_request_) {
@@ -295,6 +334,8 @@ private:
             }
             co_await writer_wakeup_.wait();
         }
+        if (out.corked())
+            co_await out.async_flush(use_tuple); // a failed write left bytes held
     }
 
     void close_requested() override
@@ -360,6 +401,8 @@ private:
         auto [ec, written] = co_await net::async_write(ws_.next_layer(), net::buffer(frame),
                                                        use_tuple);
         (void)written;
+        if (!ec) // the writer may have corked the stream: the frame must be sent now
+            std::tie(ec) = co_await ws_.next_layer().async_flush(use_tuple);
         if (ec)
             co_return;
         error_code ignored;
@@ -416,12 +459,21 @@ private:
 
     // Larger read buffers are released after the message that grew them.
     static constexpr std::size_t retained_buffer_bytes = 64 * 1024;
+    // Messages up to this size are copied into a corked write with others;
+    // larger ones are not worth the copy. Held bytes are sent at this size
+    // even while more replies are coming.
+    static constexpr std::size_t coalesced_message_bytes = 8 * 1024;
+    static constexpr std::size_t flush_at_bytes = 64 * 1024;
 
-    websocket::stream<inflating_stream<Stream>> ws_;
+    // Beast above two layers of ours: writes gathered (coalescing_stream),
+    // client messages inflated (inflating_stream), then TCP or TLS.
+    websocket::stream<coalescing_stream<inflating_stream<Stream>>> ws_;
     std::unique_ptr<websocket_view> view_;
     worker& worker_;
     beast::flat_buffer buffer_;
     net::steady_timer timer_;
+    event beside_ended_; // write_loop or timer_loop has finished
+    unsigned running_beside_ = 0;
     std::chrono::milliseconds close_timeout_;
     clock::time_point close_deadline_;
     clock::time_point last_activity_ = clock::now();

@@ -57,7 +57,7 @@ private:
         std::unique_ptr<char[]> discard{};
         bool started = false;
 
-        static constexpr std::size_t discard_bytes = 16 * 1024;
+        static constexpr std::size_t discard_bytes = 4 * 1024; // many connections close at once
 
         template <class Self>
         void operator()(Self& self, error_code ec = {}, std::size_t = 0)

@@ -1,0 +1,223 @@
+// SPDX-License-Identifier: BSL-1.0
+#ifndef MALLARD_DETAIL_COALESCING_STREAM_HPP
+#define MALLARD_DETAIL_COALESCING_STREAM_HPP
+
+// A stream layer beneath Beast's websocket::stream that gathers several
+// writes into one.
+//
+// Beast writes each message with its own write to the socket, and with
+// TCP_NODELAY each becomes a TCP packet: on loopback most of the CPU time of
+// a small echo is the kernel sending that packet. When replies come in a
+// burst (a client with several requests in flight, a broadcast), the
+// connection's writer corks this layer: Beast's writes are then copied into
+// a buffer and complete at once, and one flush sends them together.
+//
+// Beast also writes by itself (a pong, the close frame answering the
+// peer's). While the layer is corked or flushing, those writes queue behind
+// the writer's bytes, so bytes reach the wire in the order they were
+// written. The teardown at the end of a closing handshake flushes first, so
+// that nothing queued is lost to the half-close.
+
+#include <mallard/detail/config.hpp>
+
+#include <boost/asio/append.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/compose.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/role.hpp>
+#include <boost/beast/websocket/teardown.hpp>
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <utility>
+
+namespace mallard::detail {
+
+template <class NextLayer>
+class coalescing_stream {
+public:
+    using next_layer_type = NextLayer;
+    using executor_type = typename NextLayer::executor_type;
+
+    template <class... Args>
+    explicit coalescing_stream(Args&&... args) : next_(std::forward<Args>(args)...)
+    {
+    }
+
+    executor_type get_executor() noexcept { return next_.get_executor(); }
+    NextLayer& next_layer() noexcept { return next_; }
+    NextLayer const& next_layer() const noexcept { return next_; }
+
+    /// True while the reader waits for the peer: Beast has used up what it
+    /// read before. Until then, replies to what it has are still to come.
+    bool waiting_for_peer() const noexcept { return reads_in_flight_ != 0; }
+
+    /// Writes from now on are held until `async_flush`.
+    void cork() noexcept { corked_ = true; }
+    bool corked() const noexcept { return corked_; }
+    std::size_t held_bytes() const noexcept { return held_.size(); }
+
+    /// Uncorks and writes everything held, including what is written while
+    /// this runs. Completes with the first write error, which every later
+    /// flush reports too.
+    template <class Token>
+    auto async_flush(Token&& token)
+    {
+        return net::async_compose<Token, void(error_code)>(flush_op{*this}, token, next_);
+    }
+
+    template <class MutableBuffers, class Token>
+    auto async_read_some(MutableBuffers const& buffers, Token&& token)
+    {
+        return net::async_compose<Token, void(error_code, std::size_t)>(
+            read_op<MutableBuffers>{*this, buffers}, token, next_);
+    }
+
+    template <class ConstBuffers, class Token>
+    auto async_write_some(ConstBuffers const& buffers, Token&& token)
+    {
+        return net::async_initiate<Token, void(error_code, std::size_t)>(
+            [this](auto handler, ConstBuffers const& buffers) {
+                if (!corked_ && !flushing_) {
+                    next_.async_write_some(buffers, std::move(handler));
+                    return;
+                }
+                auto const size = net::buffer_size(buffers);
+                if (!failed_) {
+                    auto const old = held_.size();
+                    held_.resize(old + size);
+                    net::buffer_copy(net::buffer(held_.data() + old, size), buffers);
+                }
+                net::post(get_executor(), net::append(std::move(handler), failed_,
+                                                      failed_ ? std::size_t{0} : size));
+            },
+            token, buffers);
+    }
+
+    template <class Handler>
+    friend void async_teardown(beast::role_type role, coalescing_stream& stream, Handler&& handler)
+    {
+        net::async_compose<Handler, void(error_code)>(teardown_op{stream, role}, handler,
+                                                      stream.next_);
+    }
+
+    friend void teardown(beast::role_type role, coalescing_stream& stream, error_code& ec)
+    {
+        using beast::websocket::teardown;
+        teardown(role, stream.next_, ec);
+    }
+
+private:
+    // Flush buffers that grew past this are released afterwards, so one
+    // burst does not pin its memory for the connection's lifetime.
+    static constexpr std::size_t retained_buffer_bytes = 16 * 1024;
+
+    template <class MutableBuffers>
+    struct read_op {
+        coalescing_stream& stream;
+        MutableBuffers buffers;
+        bool started = false;
+
+        template <class Self>
+        void operator()(Self& self, error_code ec = {}, std::size_t n = 0)
+        {
+            if (!started) {
+                started = true;
+                ++stream.reads_in_flight_;
+                return stream.next_.async_read_some(buffers, std::move(self));
+            }
+            --stream.reads_in_flight_;
+            self.complete(ec, n);
+        }
+    };
+
+    // One flush writes at a time; another flush (the teardown's and the
+    // writer's can overlap) waits for it, then writes what is left.
+    struct flush_op {
+        coalescing_stream& stream;
+        bool writing = false;
+        bool suspended = false; // completing now is no longer inside the initiation
+
+        template <class Self>
+        void operator()(Self& self, error_code ec = {}, std::size_t = 0)
+        {
+            auto& s = stream;
+            if (writing) {
+                writing = false;
+                s.flushing_ = false;
+                s.in_flight_.clear();
+                if (ec && !s.failed_)
+                    s.failed_ = ec;
+                if (s.flushed_)
+                    s.flushed_->cancel();
+            }
+            s.corked_ = false;
+            if (s.failed_)
+                s.held_.clear(); // nothing more can be sent
+            if (s.flushing_) {
+                suspended = true;
+                if (!s.flushed_)
+                    s.flushed_.emplace(s.get_executor(), net::steady_timer::time_point::max());
+                return s.flushed_->async_wait(std::move(self));
+            }
+            if (!s.held_.empty()) {
+                suspended = writing = s.flushing_ = true;
+                std::swap(s.held_, s.in_flight_);
+                return net::async_write(s.next_, net::buffer(s.in_flight_), std::move(self));
+            }
+            if (!std::exchange(suspended, true))
+                return net::post(s.get_executor(), std::move(self));
+            release_if_large(s.held_);
+            release_if_large(s.in_flight_);
+            self.complete(s.failed_);
+        }
+    };
+
+    // Flushes, then hands the closing to the next layer, whatever the flush
+    // reported: the socket must be closed either way.
+    struct teardown_op {
+        coalescing_stream& stream;
+        beast::role_type role;
+        enum { flush, close, done } step = flush;
+
+        template <class Self>
+        void operator()(Self& self, error_code ec = {})
+        {
+            switch (step) {
+            case flush:
+                step = close;
+                return stream.async_flush(std::move(self));
+            case close: {
+                step = done;
+                using beast::websocket::async_teardown;
+                return async_teardown(role, stream.next_, std::move(self));
+            }
+            case done:
+                return self.complete(ec);
+            }
+        }
+    };
+
+    static void release_if_large(std::string& buffer) noexcept
+    {
+        if (buffer.capacity() > retained_buffer_bytes)
+            std::string().swap(buffer);
+    }
+
+    NextLayer next_;
+    std::string held_;      // written while corked or flushing, not yet sent
+    std::string in_flight_; // being sent by a flush
+    std::optional<net::steady_timer> flushed_; // wakes a flush waiting for another
+    error_code failed_;
+    unsigned reads_in_flight_ = 0;
+    bool corked_ = false;
+    bool flushing_ = false;
+};
+
+} // namespace mallard::detail
+
+#endif
