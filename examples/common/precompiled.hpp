@@ -1,3 +1,4 @@
 // SPDX-License-Identifier: BSL-1.0
-// Precompiled for the examples: the heavy, stable headers they all include.
+// Precompiled for the examples: mallard's public headers with Asio's
+// awaitable (declarations only: the examples link mallard::compiled).
 #include <mallard/mallard.hpp>

@@ -3,7 +3,8 @@
 #define MALLARD_CONNECTION_HPP
 
 #include <mallard/close_reason.hpp>
-#include <mallard/detail/session_base.hpp>
+#include <mallard/detail/config.hpp>
+#include <mallard/detail/outbound_message.hpp>
 #include <mallard/send_status.hpp>
 
 #include <concepts>
@@ -13,6 +14,12 @@
 #include <utility>
 
 namespace mallard {
+
+namespace detail {
+class session_base;
+}
+
+class websocket_view;
 
 /** A handle to one client connection, safe to keep and use from any thread.
 
@@ -66,25 +73,13 @@ public:
     }
 
     /// Starts the closing handshake; see websocket_view::close.
-    void close(close_code code = close_code::normal, std::string reason = {}) const
-    {
-        if (auto session = session_.lock())
-            session->close(code, std::move(reason), close_cause::server_closed);
-    }
+    MALLARD_DECL void close(close_code code = close_code::normal, std::string reason = {}) const;
 
     /// Whether the connection is still open (it may close right after).
-    bool is_open() const noexcept
-    {
-        auto session = session_.lock();
-        return session && session->is_open();
-    }
+    MALLARD_DECL bool is_open() const noexcept;
 
     /// A number unique among this process's connections; 0 for no connection.
-    std::uint64_t id() const noexcept
-    {
-        auto session = session_.lock();
-        return session ? session->id() : 0;
-    }
+    MALLARD_DECL std::uint64_t id() const noexcept;
 
     /// Handles compare equal when they refer to the same connection.
     friend bool operator==(connection const& a, connection const& b) noexcept
@@ -92,21 +87,23 @@ public:
         return !a.session_.owner_before(b.session_) && !b.session_.owner_before(a.session_);
     }
 
+private:
+    friend class websocket_view; // hands out handles to its own connection
+
     explicit connection(std::weak_ptr<detail::session_base> session) noexcept
         : session_(std::move(session))
     {
     }
 
-private:
-    send_status send(detail::outbound_message message) const
-    {
-        auto session = session_.lock();
-        return session ? session->send_now(std::move(message)) : send_status::closed;
-    }
+    MALLARD_DECL send_status send(detail::outbound_message message) const;
 
     std::weak_ptr<detail::session_base> session_;
 };
 
 } // namespace mallard
+
+#ifdef MALLARD_HEADER_ONLY
+#include <mallard/impl/connection.ipp>
+#endif
 
 #endif

@@ -4,7 +4,8 @@
 
 #include <mallard/close_reason.hpp>
 #include <mallard/connection.hpp>
-#include <mallard/detail/session_base.hpp>
+#include <mallard/detail/config.hpp>
+#include <mallard/detail/outbound_message.hpp>
 #include <mallard/opcode.hpp>
 #include <mallard/options.hpp>
 #include <mallard/request.hpp>
@@ -26,8 +27,9 @@
 namespace mallard {
 
 namespace detail {
+class session_base;
 struct view_access;
-}
+} // namespace detail
 
 /// Who receives a view's `publish`.
 enum class audience {
@@ -201,14 +203,7 @@ public:
 
         @param payload At most 125 bytes (RFC 6455 section 5.5); longer is cut.
     */
-    send_status ping(std::string payload = {})
-    {
-        if (payload.size() > 125)
-            payload.resize(125);
-        return session_ ? session_->send_now({detail::outbound_message::kind::ping,
-                                              std::move(payload), {}})
-                        : send_status::closed;
-    }
+    MALLARD_DECL send_status ping(std::string payload = {});
 
     /** Starts the closing handshake once the messages already queued are sent.
 
@@ -219,16 +214,7 @@ public:
         (1005, 1006, 1015, unassigned ones).
         @see RFC 6455 section 7.4
     */
-    void close(close_code code = close_code::normal, std::string reason = {})
-    {
-        if (!is_sendable(code))
-            throw std::invalid_argument(
-                "mallard::websocket_view::close: code " +
-                std::to_string(static_cast<unsigned>(code)) +
-                " may not be sent; use 1000-1003, 1007-1013 or 3000-4999");
-        if (session_)
-            session_->close(code, std::move(reason), close_cause::server_closed);
-    }
+    MALLARD_DECL void close(close_code code = close_code::normal, std::string reason = {});
 
     /** Runs `t` on this connection's thread as a connection-scoped task.
 
@@ -236,29 +222,17 @@ public:
         `co_await` throws `operation_aborted`), and `on_close` runs only after
         it has finished. An exception escaping it closes the connection with 1011.
     */
-    void spawn(task<> t)
-    {
-        if (session_)
-            session_->spawn(std::move(t));
-    }
+    MALLARD_DECL void spawn(task<> t);
 
     /** Joins a group (a room, a topic); membership ends with the connection.
 
         Joining twice is joining once. Call it from the view's own callbacks
         and tasks.
     */
-    void join(std::string group)
-    {
-        if (session_)
-            session_->join(std::move(group));
-    }
+    MALLARD_DECL void join(std::string group);
 
     /// Leaves a group, if a member.
-    void leave(std::string const& group)
-    {
-        if (session_)
-            session_->leave(group);
-    }
+    MALLARD_DECL void leave(std::string const& group);
 
     /** Sends a message to every member of `group`, on every thread (and,
         through the server's backplane, every process).
@@ -276,41 +250,29 @@ public:
     }
 
     /// Publishes a payload already shared with other recipients.
-    std::size_t publish(std::string const& group, std::shared_ptr<std::string const> message,
-                        opcode op = opcode::text, audience to = audience::everyone)
-    {
-        if (!session_)
-            return 0;
-        return session_->groups().publish(group, std::move(message), op,
-                                          to == audience::others ? session_->id() : 0);
-    }
+    MALLARD_DECL std::size_t publish(std::string const& group,
+                                     std::shared_ptr<std::string const> message,
+                                     opcode op = opcode::text, audience to = audience::everyone);
 
     /// The number of members of `group` on this server.
-    std::size_t group_size(std::string const& group) const
-    {
-        return session_ ? session_->groups().size(group) : 0;
-    }
+    MALLARD_DECL std::size_t group_size(std::string const& group) const;
 
     /// The upgrade request; available from `on_upgrade` on.
     /// @throws std::logic_error when called in a constructor.
-    mallard::request const& request() const { return attached().request(); }
+    MALLARD_DECL mallard::request const& request() const;
 
     /// The subprotocol agreed with the client; empty when none. Available
     /// from `on_upgrade` on.
-    std::string const& subprotocol() const { return attached().subprotocol(); }
+    MALLARD_DECL std::string const& subprotocol() const;
 
     /// The limits in force on this connection.
-    connection_limits const& limits() const { return attached().limits(); }
+    MALLARD_DECL connection_limits const& limits() const;
 
     /// A handle to this connection that other threads and views may keep.
-    mallard::connection connection() const
-    {
-        return mallard::connection(session_ ? session_->weak_from_this()
-                                            : std::weak_ptr<detail::session_base>{});
-    }
+    MALLARD_DECL mallard::connection connection() const;
 
     /// Whether the connection is open: no close requested, none received.
-    bool is_open() const noexcept { return session_ && session_->is_open(); }
+    MALLARD_DECL bool is_open() const noexcept;
 
 private:
     friend struct detail::view_access;
@@ -323,7 +285,7 @@ private:
         if constexpr (std::is_same_v<Bytes, std::string>) { // an rvalue string
             return std::move(bytes);
         } else if constexpr (std::is_convertible_v<Bytes&&, std::string_view>) {
-            std::string buffer = session_ ? session_->spare_buffer() : std::string{};
+            std::string buffer = spare_buffer();
             buffer.assign(std::string_view(bytes));
             return buffer;
         } else {
@@ -331,21 +293,10 @@ private:
         }
     }
 
-    task<send_status> send(detail::outbound_message message)
-    {
-        if (!session_)
-            co_return send_status::closed;
-        co_return co_await session_->send(std::move(message));
-    }
-
-    detail::session_base const& attached() const
-    {
-        if (!session_)
-            throw std::logic_error("mallard::websocket_view: request(), subprotocol() and "
-                                   "limits() are available from on_upgrade on, not in a "
-                                   "constructor");
-        return *session_;
-    }
+    // A written message's buffer, when the connection has one to spare.
+    MALLARD_DECL std::string spare_buffer() noexcept;
+    MALLARD_DECL task<send_status> send(detail::outbound_message message);
+    MALLARD_DECL detail::session_base const& attached() const;
 
     detail::session_base* session_ = nullptr;
 };
@@ -358,5 +309,9 @@ struct view_access {
 } // namespace detail
 
 } // namespace mallard
+
+#ifdef MALLARD_HEADER_ONLY
+#include <mallard/impl/websocket_view.ipp>
+#endif
 
 #endif

@@ -501,10 +501,7 @@ TEST_CASE("Keep-alive pings reach the client, and its pongs keep the connection 
                              probe_routes(p, {.receive_timeout = 200ms, .ping_interval = 50ms}));
     mallard::testing::client c{srv.port(), "/ws/probe"};
     int pings = 0;
-    c.stream().control_callback([&](boost::beast::websocket::frame_type kind, auto) {
-        if (kind == boost::beast::websocket::frame_type::ping)
-            ++pings;
-    });
+    c.on_ping([&](std::string_view) { ++pings; });
     // No message comes: the read answers pings until its deadline passes.
     CHECK_THROWS_WITH(c.receive(600ms), Contains("nothing arrived"));
     CHECK(pings >= 3);

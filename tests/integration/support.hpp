@@ -297,7 +297,7 @@ inline std::string frame_header(std::uint8_t opcode, std::uint64_t length, bool 
 /// Writes raw bytes on a connected testing client's socket.
 inline void write_raw(mallard::testing::client& c, std::string_view bytes)
 {
-    net::write(boost::beast::get_lowest_layer(c.stream()).socket(), net::buffer(bytes));
+    c.send_raw(bytes);
 }
 
 /// An upgrade request for `target`; `extra_headers` are whole lines ending in CRLF.

@@ -2,9 +2,9 @@
 // Sans-I/O units: no sockets, no event loop.
 
 #include <mallard/close_reason.hpp>
-#include <mallard/detail/deflate_offer.hpp>
-#include <mallard/detail/frame_inflater.hpp>
-#include <mallard/detail/redis_envelope.hpp>
+#include <mallard/detail/deflate/offer.hpp>
+#include <mallard/detail/deflate/frame_inflater.hpp>
+#include <mallard/detail/redis/envelope.hpp>
 #include <mallard/detail/route_pattern.hpp>
 #include <mallard/detail/send_queue.hpp>
 #include <mallard/detail/utf8.hpp>

@@ -38,7 +38,7 @@ public:
         : workers_(workers), backplane_(std::move(carrier))
     {
         backplane_->start({[this](group_message const& message) { deliver(message); },
-                           workers_.front()->ioc.get_executor(), log});
+                           workers_.front()->loop().get_executor(), log});
     }
 
     ~fanout() override { stop_backplane(); }
@@ -55,7 +55,7 @@ public:
 
     void join(std::size_t index, session_base& session, std::string const& group) override
     {
-        workers_[index]->groups[group].push_back(&session);
+        workers_[index]->groups()[group].push_back(&session);
         std::lock_guard lock(mutex_);
         if (++counts_[group] == 1)
             backplane_->subscribe(group);
@@ -63,7 +63,7 @@ public:
 
     void leave(std::size_t index, session_base& session, std::string const& group) override
     {
-        auto& groups = workers_[index]->groups;
+        auto& groups = workers_[index]->groups();
         if (auto found = groups.find(group); found != groups.end()) {
             auto& members = found->second;
             auto const at = std::find(members.begin(), members.end(), &session);
@@ -101,9 +101,9 @@ private:
     void deliver(group_message const& message)
     {
         for (auto& w : workers_)
-            net::post(w->ioc, [&w = *w, message] {
-                auto const found = w.groups.find(message.group);
-                if (found == w.groups.end())
+            net::post(w->loop(), [&w = *w, message] {
+                auto const found = w.groups().find(message.group);
+                if (found == w.groups().end())
                     return;
                 auto const kind = message.op == opcode::binary ? outbound_message::kind::binary
                                                                : outbound_message::kind::text;

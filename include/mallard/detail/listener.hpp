@@ -3,15 +3,16 @@
 #define MALLARD_DETAIL_LISTENER_HPP
 
 // From an accepted TCP socket to a running session: read the HTTP request
-// under the handshake timeout, route it, answer what is not a WebSocket
-// upgrade for a known path (404, 405, 426, 403, 400, 431), make the view,
-// and hand over to detail::session. TLS connections arrive here after their
-// TLS handshake (see <mallard/tls.hpp>).
+// under the handshake timeout, carry out what detail/http/request_decision.hpp
+// decides for it (a plain answer, a static file, a refusal, or an upgrade),
+// and hand an upgrade over to detail::session. TLS connections arrive here
+// after their TLS handshake (see impl/tls.ipp).
 
-#include <mallard/detail/http_responses.hpp>
+#include <mallard/detail/http/request_decision.hpp>
+#include <mallard/detail/http/responses.hpp>
+#include <mallard/detail/server_state.hpp>
 #include <mallard/detail/session.hpp>
-#include <mallard/detail/static_files.hpp>
-#include <mallard/detail/subprotocol.hpp>
+#include <mallard/detail/http/static_files.hpp>
 #include <mallard/detail/tcp_stream.hpp>
 #include <mallard/detail/worker.hpp>
 #include <mallard/options.hpp>
@@ -25,8 +26,6 @@
 #include <boost/beast/http/file_body.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
-#include <boost/beast/websocket/rfc6455.hpp>
-#include <boost/url/parse.hpp>
 
 #include <atomic>
 #include <filesystem>
@@ -36,59 +35,40 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
 namespace mallard::detail {
 
-/// What every connection reads from its server; fixed once `run()` starts.
-struct server_state {
-    server_options options;
-    mallard::router routes;
-    std::atomic<std::uint64_t> next_id{1};
-    group_hub* groups = nullptr;
-    /// The canonical static folder, when there is one.
-    std::optional<std::filesystem::path> static_root;
-};
-
-/// Serves a file from the static folder, or 404; GET and HEAD only.
+/// Sends a file the decision chose; 404 when it cannot be opened after all.
+/// Returns whether to read another request.
 template <class Stream>
-task<bool> respond_static(Stream& stream, http::request<http::empty_body> const& req,
-                          std::filesystem::path const& root,
-                          std::vector<std::string> const& segments, logger const& log)
+task<bool> send_static_file(Stream& stream, http::request<http::empty_body> const& req,
+                            static_file_reply const& reply, logger const& log)
 {
     auto const version = req.version();
-    bool const keep = req.keep_alive();
-    if (req.method() != http::verb::get && req.method() != http::verb::head) {
-        http::response<http::string_body> res{http::status::method_not_allowed, version};
-        res.set(http::field::allow, "GET, HEAD");
-        res.set(http::field::content_type, "text/plain; charset=utf-8");
-        res.body() = "Method not allowed\n";
-        co_return co_await respond(stream, res, keep);
-    }
-    auto const file = resolve_static_file(root, segments);
     http::file_body::value_type body;
     error_code ec;
-    if (file)
-        body.open(file->c_str(), beast::file_mode::scan, ec);
-    if (!file || ec) {
+    body.open(reply.file.c_str(), beast::file_mode::scan, ec);
+    if (ec) {
         log.write(log_level::info, log_category::access, "404 for " + std::string(req.target()));
         co_return co_await respond_text(stream, version, http::status::not_found, "Not found\n",
-                                        keep);
+                                        reply.keep_alive);
     }
-    auto const type = content_type_for(*file);
-    if (req.method() == http::verb::head) {
+    auto const type = content_type_for(reply.file);
+    if (reply.head_only) {
         http::response<http::empty_body> res{http::status::ok, version};
         res.set(http::field::content_type, type);
         res.content_length(body.size());
         res.set(http::field::server, server_header);
-        res.keep_alive(keep);
+        res.keep_alive(reply.keep_alive);
         auto [wec, bytes] = co_await http::async_write(stream, res, use_tuple);
-        co_return !wec && keep;
+        co_return !wec && reply.keep_alive;
     }
     http::response<http::file_body> res{std::piecewise_construct, std::make_tuple(std::move(body)),
                                         std::make_tuple(http::status::ok, version)};
     res.set(http::field::content_type, type);
-    co_return co_await respond(stream, res, keep);
+    co_return co_await respond(stream, res, reply.keep_alive);
 }
 
 /// Small frames must leave at once: Nagle plus delayed ACKs costs ~40 ms.
@@ -100,6 +80,7 @@ inline void send_without_delay(tcp_stream& stream)
 
 /// Serves HTTP requests on an established stream (plain TCP, or TLS after
 /// its handshake) until one becomes a WebSocket, which then runs to its end.
+/// What each request gets is decide_request's; this only reads and writes.
 template <class Stream>
 task<void> serve_http(Stream stream, server_state& server, worker& w)
 {
@@ -114,136 +95,38 @@ task<void> serve_http(Stream stream, server_state& server, worker& w)
         tcp.expires_after(options.handshake_timeout);
         auto [ec, bytes] = co_await http::async_read(stream, buffer, parser, use_tuple);
         if (ec) {
-            if (ec == http::error::header_limit)
-                co_await respond_text(stream, 11, http::status::request_header_fields_too_large,
-                                      "Request headers too large\n");
-            else if (ec != http::error::end_of_stream && ec != beast::error::timeout &&
-                     ec != net::error::operation_aborted && ec != net::error::eof &&
-                     ec != net::error::connection_reset)
-                co_await respond_text(stream, 11, http::status::bad_request, "Bad request\n");
+            if (auto reply = reply_to_read_error(ec))
+                co_await respond(stream, reply->response, false);
             co_return;
         }
         auto upgrade = parser.release();
-        auto const version = upgrade.version();
-
-        auto url = boost::urls::parse_origin_form(upgrade.target());
-        if (!url) {
-            co_await respond_text(stream, version, http::status::bad_request,
-                                  "Bad request target\n");
-            co_return;
-        }
-        std::vector<std::string> segments;
-        for (auto segment : url->segments())
-            segments.push_back(std::move(segment));
-        path_params params;
-        route const* matched = server.routes.match(segments, params);
-        bool const is_upgrade = websocket::is_upgrade(upgrade);
-        if (!matched) {
-            if (is_upgrade) { // a WebSocket to nowhere
-                log.write(log_level::info, log_category::access,
-                          "404 for " + std::string(upgrade.target()));
-                co_await respond_text(stream, version, http::status::not_found, "Not found\n");
-                co_return;
-            }
-            // Plain HTTP beside the WebSockets: the user's handler, health, files.
+        auto decision = decide_request(upgrade, server, w.stopping());
+        if (!std::holds_alternative<upgrade_plan>(decision)) {
             bool keep = false;
-            mallard::request plain(upgrade, std::string(url->path()), {}, {});
-            std::optional<http::response<http::string_body>> answer;
-            if (options.http_handler) {
-                try {
-                    answer = options.http_handler(plain);
-                } catch (std::exception const& ex) {
-                    log.write(log_level::error, log_category::diagnostic,
-                              std::string("the http_handler threw: ") + ex.what());
-                    answer.emplace(http::status::internal_server_error, version);
-                    answer->body() = "Internal server error\n";
-                }
-            }
-            if (answer) {
-                answer->version(version);
-                keep = co_await respond(stream, *answer, upgrade.keep_alive());
-            } else if (!options.health_path.empty() && url->path() == options.health_path) {
-                keep = co_await respond_text(stream, version, http::status::ok, "ok\n",
-                                             upgrade.keep_alive());
-            } else if (server.static_root) {
-                keep = co_await respond_static(stream, upgrade, *server.static_root, segments, log);
-            } else {
-                log.write(log_level::info, log_category::access,
-                          "404 for " + std::string(upgrade.target()));
-                keep = co_await respond_text(stream, version, http::status::not_found,
-                                             "Not found\n", upgrade.keep_alive());
-            }
-            if (!keep || w.stopping)
+            if (auto* reply = std::get_if<http_reply>(&decision))
+                keep = co_await respond(stream, reply->response, reply->keep_alive);
+            else
+                keep = co_await send_static_file(stream, upgrade,
+                                                 std::get<static_file_reply>(decision), log);
+            if (!keep || w.stopping())
                 co_return;
             continue;
         }
-        if (upgrade.method() != http::verb::get) { // RFC 6455 section 4.1: the upgrade is a GET
-            http::response<http::string_body> res{http::status::method_not_allowed, version};
-            res.set(http::field::allow, "GET");
-            res.set(http::field::content_type, "text/plain; charset=utf-8");
-            res.body() = "A WebSocket upgrade is a GET request\n";
-            co_await respond(stream, res, false);
-            co_return;
-        }
-        if (!is_upgrade) {
-            co_await respond_text(stream, version, http::status::upgrade_required,
-                                  "This is a WebSocket endpoint\n", false, true);
-            co_return;
-        }
-        if (!matched->allows_origin(std::string_view(upgrade[http::field::origin]))) {
-            log.write(log_level::info, log_category::access,
-                      "403 for origin " + std::string(upgrade[http::field::origin]) + " on " +
-                          std::string(upgrade.target()));
-            co_await respond_text(stream, version, http::status::forbidden,
-                                  "Origin not allowed\n");
-            co_return;
-        }
-        auto subprotocol = select_subprotocol(upgrade, matched->subprotocols());
-        if (subprotocol.empty() && matched->require_subprotocol()) {
-            log.write(log_level::info, log_category::access,
-                      "400 for no common subprotocol on " + std::string(upgrade.target()));
-            co_await respond_text(stream, version, http::status::bad_request,
-                                  "No supported subprotocol; this endpoint speaks: " +
-                                      list_subprotocols(matched->subprotocols()) + "\n");
-            co_return;
-        }
-        if (w.stopping) {
-            co_await respond_text(stream, version, http::status::service_unavailable,
-                                  "Shutting down\n");
-            co_return;
-        }
-
-        std::unique_ptr<websocket_view> view;
-        try {
-            view = matched->make_view();
-        } catch (std::exception const& ex) {
-            log.write(log_level::error, log_category::diagnostic,
-                      "the view factory for " + matched->pattern() + " threw: " + ex.what());
-        }
-        if (!view) {
-            co_await respond_text(stream, version, http::status::internal_server_error,
-                                  "Internal server error\n");
-            co_return;
-        }
-
-        request::query_list query;
-        for (auto param : url->params())
-            query.emplace_back(std::move(param.key), std::move(param.value));
-        mallard::request req(upgrade, std::string(url->path()), std::move(params),
-                             std::move(query));
+        auto& plan = std::get<upgrade_plan>(decision);
 
         registration.release(); // the session registers itself until the upgrade is done
         tcp.expires_never();    // from here on Beast's WebSocket timeouts apply
         auto connection = std::make_shared<session<Stream>>(
-            std::move(stream), std::move(view), matched->limits(), log,
+            std::move(stream), std::move(plan.view), plan.matched->limits(), log,
             server.next_id.fetch_add(1, std::memory_order_relaxed), w,
-            session_services{*server.groups, w.stats, w.index}, options.handshake_timeout);
+            session_services{*server.groups, w.stats(), w.index()}, options.handshake_timeout);
         // The connection runs as a coroutine of its own, so that this one
         // ends now: its frame (the HTTP parser's buffers, the TCP stream it
         // moved from) would otherwise stay allocated as long as the
         // connection is open. co_spawn starts it before returning.
-        net::co_spawn(w.ioc,
-                      connection->run(std::move(upgrade), std::move(req), std::move(subprotocol)),
+        net::co_spawn(w.loop(),
+                      connection->run(std::move(upgrade), std::move(plan.request),
+                                      std::move(plan.subprotocol)),
                       [&log](std::exception_ptr e) {
                           if (e)
                               log.write(log_level::error, log_category::diagnostic,

@@ -10,6 +10,7 @@
 // message out as "in flight" while its async_write runs: the policies never
 // drop or move it, because Beast still reads its bytes.
 
+#include <mallard/detail/outbound_message.hpp>
 #include <mallard/options.hpp>
 
 #include <cstddef>
@@ -22,21 +23,6 @@
 #include <utility>
 
 namespace mallard::detail {
-
-/// One message waiting to be written. A broadcast shares one immutable
-/// payload among all recipients; a message to one client owns its bytes.
-struct outbound_message {
-    enum class kind : std::uint8_t { text, binary, ping };
-
-    kind type = kind::text;
-    std::string owned;
-    std::shared_ptr<std::string const> shared;
-
-    std::string_view bytes() const noexcept
-    {
-        return shared ? std::string_view(*shared) : std::string_view(owned);
-    }
-};
 
 class send_queue {
 public:

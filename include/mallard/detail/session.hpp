@@ -16,9 +16,9 @@
 
 #include <mallard/close_reason.hpp>
 #include <mallard/detail/coalescing_stream.hpp>
-#include <mallard/detail/deflate_offer.hpp>
-#include <mallard/detail/http_responses.hpp>
-#include <mallard/detail/inflating_stream.hpp>
+#include <mallard/detail/deflate/offer.hpp>
+#include <mallard/detail/http/responses.hpp>
+#include <mallard/detail/deflate/inflating_stream.hpp>
 #include <mallard/detail/session_base.hpp>
 #include <mallard/detail/utf8.hpp>
 #include <mallard/detail/worker.hpp>
@@ -49,12 +49,12 @@ public:
     session(Stream stream, std::unique_ptr<websocket_view> view, connection_limits const& limits,
             logger const& log, std::uint64_t id, worker& owner, session_services services,
             std::chrono::milliseconds handshake_timeout)
-        : session_base(owner.ioc.get_executor(), limits, log, id, services)
+        : session_base(owner.loop().get_executor(), limits, log, id, services)
         , ws_(std::move(stream))
         , view_(std::move(view))
         , worker_(owner)
-        , timer_(owner.ioc.get_executor())
-        , beside_ended_(owner.ioc.get_executor())
+        , timer_(owner.loop().get_executor())
+        , beside_ended_(owner.loop().get_executor())
         , close_timeout_(handshake_timeout)
     {
         view_access::attach(*view_, this);
@@ -69,8 +69,8 @@ public:
         ws_.read_message_max(limits.max_message_size); // inflated bytes, when compressed
         if (limits.permessage_deflate) {
             // Beast negotiates the one offer choose_deflate_offer() lets
-            // through (see deflate_offer.hpp) and compresses; ws_'s next
-            // layer inflates (see frame_inflater.hpp for why not Beast).
+            // through (see detail/deflate/offer.hpp) and compresses; ws_'s next
+            // layer inflates (see detail/deflate/frame_inflater.hpp for why not Beast).
             websocket::permessage_deflate deflate;
             deflate.server_enable = true;
             deflate.msg_size_threshold = limits.compression_threshold;
@@ -95,7 +95,7 @@ public:
         handshake_registration registration{worker_, &beast::get_lowest_layer(ws_)};
 
         auto decision = co_await decide_upgrade();
-        if (decision.accepted() && worker_.stopping)
+        if (decision.accepted() && worker_.stopping())
             decision = upgrade_decision::reject(http::status::service_unavailable,
                                                 "Shutting down\n");
         // From here the connection ends by itself: refused, or upgraded and
@@ -145,9 +145,9 @@ public:
         if (deflate_agreed_)
             ws_.next_layer().next_layer().inflate_messages(); // before Beast reads a frame
         upgrade = http::request<http::empty_body>{}; // this frame lives as long as the connection: free the headers
-        worker_.add(this);
+        worker_.opened(this);
         services_.stats.opened();
-        if (worker_.stopping)
+        if (worker_.stopping())
             request_close(close_code::going_away, "server shutdown", close_cause::shutdown);
         log_.write(log_level::info, log_category::access,
                    "connection " + std::to_string(id_) + " opened on " + request_.path());
@@ -162,7 +162,7 @@ public:
         while (running_beside_ != 0)
             co_await beside_ended_.wait();
 
-        worker_.remove(this);
+        worker_.finished(this);
     }
 
     void abort() override
@@ -177,7 +177,7 @@ private:
     void start_beside(task<void> loop)
     {
         ++running_beside_;
-        net::co_spawn(worker_.ioc, std::move(loop),
+        net::co_spawn(worker_.loop(), std::move(loop),
                       [self = shared_from_this(), this](std::exception_ptr e) {
                           if (e)
                               log_exception("the connection's writer or timer", e);
@@ -234,7 +234,7 @@ private:
         }
         close_reason why = co_await read_loop();
         mark_ended();
-        worker_.ended();
+        worker_.closed();
         services_.stats.closed(static_cast<std::uint16_t>(why.code));
         abort(); // Beast has torn the connection down already unless it failed
         timer_.cancel();

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: BSL-1.0
-#ifndef MALLARD_DETAIL_FRAME_INFLATER_HPP
-#define MALLARD_DETAIL_FRAME_INFLATER_HPP
+#ifndef MALLARD_DETAIL_DEFLATE_FRAME_INFLATER_HPP
+#define MALLARD_DETAIL_DEFLATE_FRAME_INFLATER_HPP
 
 // Inflates the compressed messages (RFC 7692) in the byte stream a client
 // sends, before Beast reads it. Sans I/O: raw bytes in, frames for Beast out;

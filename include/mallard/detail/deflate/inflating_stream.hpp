@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: BSL-1.0
-#ifndef MALLARD_DETAIL_INFLATING_STREAM_HPP
-#define MALLARD_DETAIL_INFLATING_STREAM_HPP
+#ifndef MALLARD_DETAIL_DEFLATE_INFLATING_STREAM_HPP
+#define MALLARD_DETAIL_DEFLATE_INFLATING_STREAM_HPP
 
 // The layer beneath a session's websocket::stream, above TCP or TLS. Off, as
 // it starts, it passes reads and writes straight through, at no cost. Once
@@ -14,7 +14,7 @@
 // to the next layer's own (detail::tcp_stream's, or Beast's for TLS).
 
 #include <mallard/detail/config.hpp>
-#include <mallard/detail/frame_inflater.hpp>
+#include <mallard/detail/deflate/frame_inflater.hpp>
 
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/buffer.hpp>

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: BSL-1.0
-#ifndef MALLARD_DETAIL_STATIC_FILES_HPP
-#define MALLARD_DETAIL_STATIC_FILES_HPP
+#ifndef MALLARD_DETAIL_HTTP_STATIC_FILES_HPP
+#define MALLARD_DETAIL_HTTP_STATIC_FILES_HPP
 
 // Maps a request path to a file under a folder, refusing anything that could
 // leave it: "..", "." and empty segments, separators hidden in a

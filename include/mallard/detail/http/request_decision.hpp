@@ -1,0 +1,210 @@
+// SPDX-License-Identifier: BSL-1.0
+#ifndef MALLARD_DETAIL_HTTP_REQUEST_DECISION_HPP
+#define MALLARD_DETAIL_HTTP_REQUEST_DECISION_HPP
+
+// What one HTTP request gets, decided without I/O: a plain answer (the
+// user's handler, the health check, a 404), a file from the static folder,
+// a refusal of a WebSocket upgrade with the status RFC 6455 and RFC 9110 name
+// (404, 405, 426, 403, 400, 503, 500), or the plan for an upgrade: route,
+// view and subprotocol. detail/listener.hpp reads the request and carries the
+// decision out; tests/unit drives this directly.
+
+#include <mallard/detail/server_state.hpp>
+#include <mallard/detail/http/static_files.hpp>
+#include <mallard/detail/http/subprotocol.hpp>
+#include <mallard/logger.hpp>
+#include <mallard/request.hpp>
+#include <mallard/router.hpp>
+#include <mallard/websocket_view.hpp>
+
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
+#include <boost/url/parse.hpp>
+
+#include <exception>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace mallard::detail {
+
+/// A plain HTTP answer; the connection reads another request after it only
+/// when `keep_alive`.
+struct http_reply {
+    http::response<http::string_body> response;
+    bool keep_alive = false;
+};
+
+/// A file of the static folder, for GET (`head_only` false) or HEAD.
+struct static_file_reply {
+    std::filesystem::path file;
+    bool head_only = false;
+    bool keep_alive = false;
+};
+
+/// A WebSocket upgrade to carry out: the view is made, the subprotocol chosen.
+struct upgrade_plan {
+    route const* matched = nullptr;
+    std::unique_ptr<websocket_view> view;
+    std::string subprotocol; ///< empty when none was agreed
+    mallard::request request;
+};
+
+using request_decision = std::variant<http_reply, static_file_reply, upgrade_plan>;
+
+/// A short text answer with `status`, as every refusal is.
+inline http_reply text_reply(unsigned version, http::status status, std::string body,
+                             bool keep_alive = false)
+{
+    http::response<http::string_body> res{status, version};
+    res.set(http::field::content_type, "text/plain; charset=utf-8");
+    res.body() = std::move(body);
+    return {std::move(res), keep_alive};
+}
+
+/** The answer to a request that could not be read: 431 when its headers
+    passed `max_request_bytes`, 400 when it is not HTTP; none when the peer
+    went away or the handshake timeout passed (nobody is there to read it).
+*/
+inline std::optional<http_reply> reply_to_read_error(error_code const& ec)
+{
+    if (ec == http::error::header_limit)
+        return text_reply(11, http::status::request_header_fields_too_large,
+                          "Request headers too large\n");
+    if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
+        ec == net::error::operation_aborted || ec == net::error::eof ||
+        ec == net::error::connection_reset)
+        return std::nullopt;
+    return text_reply(11, http::status::bad_request, "Bad request\n");
+}
+
+/// What a plain HTTP request (no route matched) gets: the user's handler,
+/// else the health check, else the static folder, else 404.
+inline request_decision decide_plain_request(http::request<http::empty_body> const& req,
+                                             std::string const& path,
+                                             std::vector<std::string> const& segments,
+                                             server_state const& server)
+{
+    auto const& options = server.options;
+    auto const& log = options.log;
+    auto const version = req.version();
+    bool const keep = req.keep_alive();
+    if (options.http_handler) {
+        std::optional<http::response<http::string_body>> answer;
+        try {
+            answer = options.http_handler(mallard::request(req, path, {}, {}));
+        } catch (std::exception const& ex) {
+            log.write(log_level::error, log_category::diagnostic,
+                      std::string("the http_handler threw: ") + ex.what());
+            return text_reply(version, http::status::internal_server_error,
+                              "Internal server error\n", keep);
+        }
+        if (answer) {
+            answer->version(version);
+            return http_reply{std::move(*answer), keep};
+        }
+    }
+    if (!options.health_path.empty() && path == options.health_path)
+        return text_reply(version, http::status::ok, "ok\n", keep);
+    if (server.static_root) {
+        if (req.method() != http::verb::get && req.method() != http::verb::head) {
+            auto reply = text_reply(version, http::status::method_not_allowed,
+                                    "Method not allowed\n", keep);
+            reply.response.set(http::field::allow, "GET, HEAD");
+            return reply;
+        }
+        if (auto file = resolve_static_file(*server.static_root, segments))
+            return static_file_reply{std::move(*file), req.method() == http::verb::head, keep};
+    }
+    log.write(log_level::info, log_category::access, "404 for " + std::string(req.target()));
+    return text_reply(version, http::status::not_found, "Not found\n", keep);
+}
+
+/** Decides what `req` gets on a server in state `server`.
+
+    Sans-I/O but for what the server's configuration runs: the user's
+    `http_handler`, the view factory and the static folder's lookup. Refusals
+    are logged (access) as before the decision moved here.
+    @param stopping whether the server is shutting down (an upgrade gets 503)
+*/
+inline request_decision decide_request(http::request<http::empty_body> const& req,
+                                       server_state const& server, bool stopping)
+{
+    auto const& log = server.options.log;
+    auto const version = req.version();
+    auto url = boost::urls::parse_origin_form(req.target());
+    if (!url)
+        return text_reply(version, http::status::bad_request, "Bad request target\n");
+    std::vector<std::string> segments;
+    for (auto segment : url->segments())
+        segments.push_back(std::move(segment));
+    path_params params;
+    route const* matched = server.routes.match(segments, params);
+    bool const is_upgrade = websocket::is_upgrade(req);
+    if (!matched) {
+        if (is_upgrade) { // a WebSocket to nowhere
+            log.write(log_level::info, log_category::access,
+                      "404 for " + std::string(req.target()));
+            return text_reply(version, http::status::not_found, "Not found\n");
+        }
+        return decide_plain_request(req, std::string(url->path()), segments, server);
+    }
+    if (req.method() != http::verb::get) { // RFC 6455 section 4.1: the upgrade is a GET
+        auto reply = text_reply(version, http::status::method_not_allowed,
+                                "A WebSocket upgrade is a GET request\n");
+        reply.response.set(http::field::allow, "GET");
+        return reply;
+    }
+    if (!is_upgrade) { // RFC 9110 section 15.5.22: a 426 names the protocol to use
+        auto reply = text_reply(version, http::status::upgrade_required,
+                                "This is a WebSocket endpoint\n");
+        reply.response.set(http::field::upgrade, "websocket");
+        reply.response.set(http::field::connection, "Upgrade");
+        reply.response.set(http::field::sec_websocket_version, "13");
+        return reply;
+    }
+    auto const origin = std::string_view(req[http::field::origin]);
+    if (!matched->allows_origin(origin)) {
+        log.write(log_level::info, log_category::access,
+                  "403 for origin " + std::string(origin) + " on " + std::string(req.target()));
+        return text_reply(version, http::status::forbidden, "Origin not allowed\n");
+    }
+    auto subprotocol = select_subprotocol(req, matched->subprotocols());
+    if (subprotocol.empty() && matched->require_subprotocol()) {
+        log.write(log_level::info, log_category::access,
+                  "400 for no common subprotocol on " + std::string(req.target()));
+        return text_reply(version, http::status::bad_request,
+                          "No supported subprotocol; this endpoint speaks: " +
+                              list_subprotocols(matched->subprotocols()) + "\n");
+    }
+    if (stopping)
+        return text_reply(version, http::status::service_unavailable, "Shutting down\n");
+
+    std::unique_ptr<websocket_view> view;
+    try {
+        view = matched->make_view();
+    } catch (std::exception const& ex) {
+        log.write(log_level::error, log_category::diagnostic,
+                  "the view factory for " + matched->pattern() + " threw: " + ex.what());
+    }
+    if (!view)
+        return text_reply(version, http::status::internal_server_error, "Internal server error\n");
+
+    request::query_list query;
+    for (auto param : url->params())
+        query.emplace_back(std::move(param.key), std::move(param.value));
+    return upgrade_plan{matched, std::move(view), std::move(subprotocol),
+                        mallard::request(req, std::string(url->path()), std::move(params),
+                                         std::move(query))};
+}
+
+} // namespace mallard::detail
+
+#endif

@@ -1,0 +1,422 @@
+// SPDX-License-Identifier: BSL-1.0
+#ifndef MALLARD_DETAIL_REDIS_BACKPLANE_HPP
+#define MALLARD_DETAIL_REDIS_BACKPLANE_HPP
+
+// The backplane over Redis pub/sub that mallard::make_redis_backplane makes
+// (<mallard/redis.hpp> says what it guarantees): two links, one publishing
+// and one subscribed, on one of the server's event loops.
+
+#include <mallard/backplane.hpp>
+#include <mallard/detail/config.hpp>
+#include <mallard/detail/redis/connection.hpp>
+#include <mallard/detail/redis/envelope.hpp>
+#include <mallard/redis_options.hpp>
+#include <mallard/task.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace mallard::detail {
+
+class redis_backplane final : public backplane,
+                              public std::enable_shared_from_this<redis_backplane> {
+public:
+    /// @throws std::invalid_argument naming a field of `options` that cannot work.
+    explicit redis_backplane(redis_options options) : options_(std::move(options))
+    {
+        detail::check_redis_options(options_);
+        std::random_device random;
+        for (auto& byte : node_)
+            byte = static_cast<char>(random());
+    }
+
+    void start(host server) override
+    {
+        auto self = weak_from_this().lock();
+        if (!self)
+            throw std::logic_error("mallard::redis_backplane: make it with "
+                                   "mallard::make_redis_backplane (it must be owned by a "
+                                   "std::shared_ptr)");
+        host_ = std::move(server);
+        // The links' sockets and timers must go before the event loop they
+        // belong to, but the server's options keep this object for longer.
+        auto& loop = net::query(host_.executor,
+                                net::execution::context_as<net::execution_context&>);
+        net::use_service<detail::before_loop_ends>(loop).add(
+            [weak = weak_from_this()] {
+                if (auto alive = weak.lock())
+                    alive->release_links();
+            });
+        publisher_.emplace(host_.executor, link_role::publisher);
+        subscriber_.emplace(host_.executor, link_role::subscriber);
+        for (auto* l : {&*publisher_, &*subscriber_})
+            net::co_spawn(host_.executor, keep_linked(self, *l), net::detached);
+    }
+
+    void publish(group_message message) override
+    {
+        host_.deliver(message); // local members first, and never behind Redis
+        std::string command;
+        detail::append_redis_command(
+            command, {"PUBLISH", channel_of(message.group),
+                      detail::seal_envelope(node_, message.op, *message.payload)});
+        net::post(host_.executor, [self = shared_from_this(), command = std::move(command)] {
+            self->queue_publish(command);
+        });
+    }
+
+    void subscribe(std::string const& group) override
+    {
+        net::post(host_.executor, [self = shared_from_this(), channel = channel_of(group)] {
+            self->wanted_.insert(channel);
+            self->send_subscription("SUBSCRIBE", channel);
+        });
+    }
+
+    void unsubscribe(std::string const& group) override
+    {
+        net::post(host_.executor, [self = shared_from_this(), channel = channel_of(group)] {
+            self->wanted_.erase(channel);
+            self->send_subscription("UNSUBSCRIBE", channel);
+        });
+    }
+
+    void stop() override
+    {
+        net::post(host_.executor, [self = shared_from_this()] {
+            self->stopped_ = true;
+            for (auto* l : {&self->publisher_, &self->subscriber_}) {
+                if (!*l)
+                    continue;
+                if ((*l)->connection)
+                    (*l)->connection->close();
+                (*l)->wake.cancel();
+            }
+        });
+    }
+
+    std::uint64_t dropped() const noexcept override
+    {
+        return dropped_.load(std::memory_order_relaxed);
+    }
+
+private:
+    enum class link_role { publisher, subscriber };
+    enum class link_state { connecting, up, down };
+
+    // One connection to Redis and what waits to be written on it. Touched
+    // only on the executor.
+    struct link {
+        link(net::any_io_executor executor, link_role r)
+            : role(r), wake(executor), writer_ended(executor)
+        {
+        }
+
+        link_role role;
+        link_state state = link_state::connecting;
+        std::optional<detail::redis_connection> connection;
+        std::string outbox;         // whole commands, written in one go
+        std::size_t outbox_publishes = 0;
+        net::steady_timer wake;     // a signal: cancelled when outbox fills; also the backoff
+        net::steady_timer writer_ended; // a signal: cancelled when the writer ends
+        bool writer_running = false;
+        std::string failure;        // why the link broke, as the first side saw it
+    };
+
+    std::string channel_of(std::string const& group) const
+    {
+        return options_.channel_prefix + group;
+    }
+
+    /// "2.3": seconds with one decimal, for log lines.
+    template <class Rep, class Period>
+    static std::string seconds_text(std::chrono::duration<Rep, Period> span)
+    {
+        char text[32];
+        std::snprintf(text, sizeof text, "%.1f", std::chrono::duration<double>(span).count());
+        return text;
+    }
+
+    void log(log_level level, std::string const& text) const
+    {
+        host_.log.write(level, log_category::diagnostic, "redis: " + text);
+    }
+
+    // The event loop is being shut down (it runs no more): destroy the
+    // links' I/O objects while its services still exist.
+    void release_links() noexcept
+    {
+        stopped_ = true;
+        publisher_.reset();
+        subscriber_.reset();
+    }
+
+    // --- on the executor -------------------------------------------------
+
+    void queue_publish(std::string const& command)
+    {
+        if (!publisher_)
+            return;
+        auto& l = *publisher_;
+        if (stopped_ || l.state == link_state::down ||
+            l.outbox.size() + command.size() > options_.max_buffered_bytes) {
+            dropped_.fetch_add(1, std::memory_order_relaxed);
+            ++dropped_in_outage_;
+            return;
+        }
+        l.outbox += command;
+        ++l.outbox_publishes;
+        l.wake.cancel();
+    }
+
+    void send_subscription(char const* verb, std::string const& channel)
+    {
+        if (!subscriber_)
+            return;
+        auto& l = *subscriber_;
+        if (l.state != link_state::up)
+            return; // the whole set is sent when the link comes up
+        detail::append_redis_command(l.outbox, {verb, channel});
+        l.wake.cancel();
+    }
+
+    // The link is up: subscribe to every wanted channel, log a recovery.
+    void link_up(link& l)
+    {
+        auto const was = std::exchange(l.state, link_state::up);
+        if (l.role == link_role::subscriber) {
+            std::vector<std::string_view> command{"SUBSCRIBE"};
+            for (auto const& channel : wanted_) {
+                command.push_back(channel);
+                if (command.size() == 1000) { // bounded commands, however many groups
+                    detail::append_redis_command(l.outbox, command);
+                    command.resize(1);
+                }
+            }
+            if (command.size() > 1)
+                detail::append_redis_command(l.outbox, command);
+            return;
+        }
+        auto const where = l.connection->where();
+        if (was != link_state::down) {
+            log(log_level::notice, "connected to " + where);
+            return;
+        }
+        log(log_level::warning, "link to " + where + " restored after " +
+                                    seconds_text(std::chrono::steady_clock::now() - down_since_) +
+                                    " s; " +
+                                    std::to_string(std::exchange(dropped_in_outage_, 0)) +
+                                    " publishes reached local members only");
+    }
+
+    void link_down(link& l)
+    {
+        if (l.role == link_role::publisher && l.state != link_state::down) {
+            down_since_ = std::chrono::steady_clock::now();
+            // Written or not, these never reached Redis for certain.
+            dropped_.fetch_add(l.outbox_publishes, std::memory_order_relaxed);
+            dropped_in_outage_ += l.outbox_publishes;
+        }
+        l.state = link_state::down;
+        l.outbox.clear();
+        l.outbox_publishes = 0;
+    }
+
+    // Connects, serves, and reconnects with backoff until stop().
+    static task<void> keep_linked(std::shared_ptr<redis_backplane> self, link& l)
+    {
+        auto const& options = self->options_;
+        auto backoff = options.reconnect_min;
+        while (!self->stopped_) {
+            bool reached = false;
+            std::string failure;
+            l.connection.emplace(self->host_.executor, options.host, options.port);
+            try {
+                co_await l.connection->connect(options.connect_timeout);
+                co_await self->handshake(*l.connection);
+                if (self->stopped_)
+                    break;
+                reached = true;
+                backoff = options.reconnect_min;
+                self->link_up(l);
+                co_await self->serve(l);
+            } catch (std::exception const& e) { // redis_error, or bad_alloc and the like
+                failure = e.what();
+            }
+            l.connection->close();
+            if (self->stopped_)
+                break;
+            auto const publishing = l.role == link_role::publisher;
+            if (reached) {
+                self->log(log_level::warning, failure + (publishing ? " (publishing link)"
+                                                                    : " (subscribing link)"));
+            } else {
+                // Both links fail alike while Redis is away: one line per attempt.
+                self->log(publishing ? log_level::error : log_level::debug,
+                          failure + "; retrying in " + seconds_text(backoff) + " s");
+            }
+            self->link_down(l);
+            l.wake.expires_after(backoff);
+            co_await l.wake.async_wait(detail::use_tuple);
+            backoff = std::min(backoff * 2, options.reconnect_max);
+        }
+        // The connection stays: its watchdog's handler may still be queued.
+    }
+
+    // AUTH, SELECT and PING, each answered within the connect timeout.
+    task<void> handshake(detail::redis_connection& c)
+    {
+        std::vector<std::string> names;
+        auto const commands = handshake_commands(names);
+        c.arm(options_.connect_timeout);
+        co_await c.write(commands);
+        for (auto const& name : names) {
+            auto reply = co_await c.read();
+            check_handshake_reply(c, name, *reply);
+        }
+        c.disarm();
+    }
+
+    // (Not in the coroutine: g++ 12 miscompiles braced lists in coroutines.)
+    std::string handshake_commands(std::vector<std::string>& names) const
+    {
+        std::string commands;
+        if (!options_.password.empty()) {
+            if (options_.username.empty())
+                detail::append_redis_command(commands, {"AUTH", options_.password});
+            else
+                detail::append_redis_command(commands,
+                                             {"AUTH", options_.username, options_.password});
+            names.push_back("AUTH");
+        }
+        if (options_.database != 0) {
+            auto const database = std::to_string(options_.database);
+            detail::append_redis_command(commands, {"SELECT", database});
+            names.push_back("SELECT");
+        }
+        detail::append_redis_command(commands, {"PING"});
+        names.push_back("PING");
+        return commands;
+    }
+
+    static void check_handshake_reply(detail::redis_connection& c, std::string const& command,
+                                      redisReply const& reply)
+    {
+        auto const text = std::string(detail::reply_text(reply));
+        if (reply.type == REDIS_REPLY_ERROR)
+            throw detail::redis_error(c.where() + " refused " + command + ": " + text);
+        if (command == "PING" && text != "PONG")
+            throw detail::redis_error(c.where() + " does not answer PING like Redis");
+    }
+
+    // Reads what Redis sends while a writer of its own writes what the
+    // link's outbox collects, until either fails; then waits for the writer
+    // to end, so the connection can be replaced.
+    task<void> serve(link& l)
+    {
+        l.writer_running = true;
+        net::co_spawn(host_.executor, write_outbox(l), [&l](std::exception_ptr failure) {
+            if (failure && l.failure.empty()) {
+                try {
+                    std::rethrow_exception(failure);
+                } catch (std::exception const& e) {
+                    l.failure = e.what();
+                }
+            }
+            l.writer_running = false;
+            l.connection->close(); // ends the reader
+            l.writer_ended.cancel();
+        });
+        try {
+            co_await read_replies(l);
+        } catch (std::exception const& e) {
+            if (l.failure.empty())
+                l.failure = e.what();
+        }
+        l.connection->close(); // ends the writer
+        l.wake.cancel();
+        while (l.writer_running) {
+            l.writer_ended.expires_at(net::steady_timer::time_point::max());
+            co_await l.writer_ended.async_wait(detail::use_tuple);
+        }
+        throw detail::redis_error(std::exchange(l.failure, {}));
+    }
+
+    task<void> write_outbox(link& l)
+    {
+        std::string writing;
+        while (l.connection->is_open()) {
+            if (l.outbox.empty()) {
+                l.wake.expires_at(net::steady_timer::time_point::max());
+                co_await l.wake.async_wait(detail::use_tuple); // new commands, or the end
+                continue;
+            }
+            writing.clear();
+            writing.swap(l.outbox);
+            l.outbox_publishes = 0;
+            co_await l.connection->write(writing);
+        }
+    }
+
+    task<void> read_replies(link& l)
+    {
+        for (;;) {
+            auto reply = co_await l.connection->read();
+            if (reply->type == REDIS_REPLY_ERROR)
+                log(log_level::error, l.connection->where() + " answered an error: " +
+                                          std::string(detail::reply_text(*reply)));
+            else if (l.role == link_role::subscriber)
+                on_pushed(*reply);
+        }
+    }
+
+    // A message on a subscribed channel: ["message", channel, payload].
+    void on_pushed(redisReply const& reply)
+    {
+        if (reply.type != REDIS_REPLY_ARRAY || reply.elements != 3 ||
+            detail::reply_text(*reply.element[0]) != "message")
+            return; // subscribe and unsubscribe confirmations
+        auto const channel = detail::reply_text(*reply.element[1]);
+        auto const opened = detail::open_envelope(detail::reply_text(*reply.element[2]));
+        if (!opened || !channel.starts_with(options_.channel_prefix)) {
+            log(log_level::debug, "ignored a message on " + std::string(channel) +
+                                      " that no mallard server published");
+            return;
+        }
+        if (opened->origin == node_)
+            return; // our own publish: its local members have it already
+        host_.deliver({std::string(channel.substr(options_.channel_prefix.size())),
+                       std::make_shared<std::string const>(opened->payload), opened->op, 0});
+    }
+
+    redis_options const options_;
+    detail::node_id node_{};
+    host host_;
+    std::optional<link> publisher_, subscriber_;
+    std::set<std::string> wanted_; // channels with local members
+    bool stopped_ = false;
+    std::chrono::steady_clock::time_point down_since_{};
+    std::uint64_t dropped_in_outage_ = 0;
+    std::atomic<std::uint64_t> dropped_{0};
+};
+
+} // namespace mallard::detail
+
+#endif
