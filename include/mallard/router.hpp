@@ -24,6 +24,10 @@ namespace mallard {
 /// Path parameters by name, for `router::reverse`.
 using path_params = std::map<std::string, std::string, std::less<>>;
 
+namespace detail {
+struct route_access;
+} // namespace detail
+
 /** One URL pattern bound to a view factory, with its resolved limits.
 
     Made by `mallard::path`; see there.
@@ -31,16 +35,6 @@ using path_params = std::map<std::string, std::string, std::less<>>;
 class route {
 public:
     using factory_type = std::function<std::unique_ptr<websocket_view>()>;
-
-    route(std::string_view pattern, std::string name, factory_type factory,
-          connection_limits limits, detail::upgrade_rules rules = {})
-        : pattern_(pattern, name)
-        , name_(std::move(name))
-        , factory_(std::move(factory))
-        , limits_(limits)
-        , rules_(std::move(rules))
-    {
-    }
 
     /// The pattern as written, e.g. "/ws/chat/<room>".
     std::string const& pattern() const noexcept { return pattern_.text(); }
@@ -67,9 +61,19 @@ public:
     /// Makes the view for one new connection.
     std::unique_ptr<websocket_view> make_view() const { return factory_(); }
 
-    detail::route_pattern const& parsed() const noexcept { return pattern_; }
-
 private:
+    friend struct detail::route_access;
+
+    route(std::string_view pattern, std::string name, factory_type factory,
+          connection_limits limits, detail::upgrade_rules rules)
+        : pattern_(pattern, name)
+        , name_(std::move(name))
+        , factory_(std::move(factory))
+        , limits_(limits)
+        , rules_(std::move(rules))
+    {
+    }
+
     detail::route_pattern pattern_;
     std::string name_;
     factory_type factory_;
@@ -78,6 +82,16 @@ private:
 };
 
 namespace detail {
+/// Makes routes (for mallard::path) and shows the router their parsed patterns.
+struct route_access {
+    static route make(std::string_view pattern, std::string name, route::factory_type factory,
+                      connection_limits limits, upgrade_rules rules)
+    {
+        return route(pattern, std::move(name), std::move(factory), limits, std::move(rules));
+    }
+    static route_pattern const& parsed(route const& r) noexcept { return r.pattern_; }
+};
+
 template <class T>
 struct is_view_pointer : std::false_type {
     using view = websocket_view;
@@ -113,8 +127,9 @@ route path(std::string_view pattern, std::string name, route_options const& opti
     auto const where = detail::describe_route(pattern, name);
     auto limits = detail::resolve_limits<View>(options, where);
     auto rules = detail::resolve_upgrade_rules<View>(options, where);
-    return route(pattern, std::move(name), [] { return std::make_unique<View>(); }, limits,
-                 std::move(rules));
+    return detail::route_access::make(pattern, std::move(name),
+                                      [] { return std::make_unique<View>(); }, limits,
+                                      std::move(rules));
 }
 
 /** A route to a view made by `factory`, for views that need shared state.
@@ -136,7 +151,7 @@ route path(std::string_view pattern, Factory factory, std::string name,
     auto const where = detail::describe_route(pattern, name);
     auto limits = detail::resolve_limits<View>(options, where);
     auto rules = detail::resolve_upgrade_rules<View>(options, where);
-    return route(
+    return detail::route_access::make(
         pattern, std::move(name),
         [f = std::move(factory)]() mutable -> std::unique_ptr<websocket_view> { return f(); },
         limits, std::move(rules));
@@ -177,7 +192,7 @@ public:
                     "mallard::router: route name \"" + r.name() + "\" is used by both \"" +
                     existing.pattern() + "\" and \"" + r.pattern() +
                     "\"; give each route its own name");
-            if (r.parsed().shape() == existing.parsed().shape())
+            if (parsed(r).shape() == parsed(existing).shape())
                 throw std::invalid_argument(
                     "mallard::router: pattern \"" + r.pattern() + "\" of route \"" + r.name() +
                     "\" matches the same paths as \"" + existing.pattern() + "\" of route \"" +
@@ -197,7 +212,7 @@ public:
     {
         for (auto const& r : routes_)
             if (!r.name().empty() && r.name() == name)
-                return r.parsed().reverse(params, r.name());
+                return parsed(r).reverse(params, r.name());
         throw std::invalid_argument("mallard::router::reverse: no route is named \"" +
                                     std::string(name) + "\"");
     }
@@ -207,7 +222,7 @@ public:
     {
         for (auto const& r : routes_) {
             params.clear();
-            if (r.parsed().match(segments, params))
+            if (parsed(r).match(segments, params))
                 return &r;
         }
         params.clear();
@@ -217,6 +232,11 @@ public:
     std::vector<route> const& routes() const noexcept { return routes_; }
 
 private:
+    static detail::route_pattern const& parsed(route const& r) noexcept
+    {
+        return detail::route_access::parsed(r);
+    }
+
     std::vector<route> routes_;
 };
 

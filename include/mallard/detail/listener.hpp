@@ -136,14 +136,6 @@ task<void> serve_http(Stream stream, server_state& server, worker& w)
     }
 }
 
-/// Serves a connection accepted on a plain (ws://) port.
-inline task<void> serve_connection(net::ip::tcp::socket socket, server_state& server, worker& w)
-{
-    tcp_stream stream(std::move(socket));
-    send_without_delay(stream);
-    co_await serve_http(std::move(stream), server, w);
-}
-
 } // namespace mallard::detail
 
 #endif

@@ -232,10 +232,16 @@ private:
 
     task<void> serve(net::ip::tcp::socket socket, worker& w, tls_acceptor const* tls)
     {
-        if (tls)
+        if (tls) {
             co_await tls->serve(std::move(socket), *state_, w);
-        else
-            co_await serve_connection(std::move(socket), *state_, w);
+            co_return;
+        }
+        // A plain (ws://) connection. Here and not in listener.hpp, which the
+        // TLS translation unit includes: it must not instantiate the plain
+        // session as well.
+        tcp_stream stream(std::move(socket));
+        send_without_delay(stream);
+        co_await serve_http(std::move(stream), *state_, w);
     }
 
     void begin_shutdown()
