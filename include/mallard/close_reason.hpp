@@ -71,6 +71,8 @@ enum class close_cause {
     handler_error,    ///< a callback or spawned task threw; closed with 1011
     network_error,    ///< reset, EOF or a closing handshake that never finished
     shutdown,         ///< the server is stopping; closed with 1001
+    send_timeout,     ///< what was queued for the client made no progress for
+                      ///< `send_timeout`; closed with 1008
 };
 
 /// A short lower-case name for `cause`, for logs.
@@ -87,6 +89,7 @@ constexpr std::string_view to_string(close_cause cause) noexcept
     case close_cause::handler_error: return "handler error";
     case close_cause::network_error: return "network error";
     case close_cause::shutdown: return "shutdown";
+    case close_cause::send_timeout: return "send timeout";
     }
     return "unknown";
 }

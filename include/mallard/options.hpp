@@ -109,6 +109,7 @@ struct route_options {
     std::optional<std::size_t> send_queue_high_water{};
     std::optional<std::chrono::milliseconds> ping_interval{};
     std::optional<slow_consumer_policy> slow_consumer{};
+    std::optional<std::chrono::milliseconds> send_timeout{};
     std::optional<bool> permessage_deflate{};
     std::optional<std::size_t> compression_threshold{};
     /// Browser origins allowed to connect, e.g. "https://example.com"; an
@@ -150,6 +151,9 @@ struct connection_limits {
     bool permessage_deflate;
     /// With permessage-deflate, messages smaller than this go uncompressed.
     std::size_t compression_threshold;
+    /// Close with 1008 when what is queued for the client makes no progress
+    /// for this long (it stopped reading); zero never.
+    std::chrono::milliseconds send_timeout;
 };
 
 namespace detail {
@@ -176,6 +180,7 @@ connection_limits resolve_limits(route_options const& route, std::string const& 
         route.slow_consumer.value_or(View::slow_consumer),
         route.permessage_deflate.value_or(View::permessage_deflate),
         route.compression_threshold.value_or(View::compression_threshold),
+        route.send_timeout.value_or(ceil<milliseconds>(View::send_timeout)),
     };
     if (limits.max_message_size == 0)
         limits.max_message_size = limits.max_frame_size;
@@ -188,6 +193,8 @@ connection_limits resolve_limits(route_options const& route, std::string const& 
                          "must be at least max_frame_size (or 0 to follow it)");
     if (limits.receive_timeout.count() < 0)
         throw_bad_option(where, "receive_timeout", "must not be negative (0 turns it off)");
+    if (limits.send_timeout.count() < 0)
+        throw_bad_option(where, "send_timeout", "must not be negative (0 turns it off)");
     if (limits.ping_interval.count() < 0)
         throw_bad_option(where, "ping_interval", "must not be negative (0 turns it off)");
     if (limits.max_send_queue_bytes == 0)

@@ -92,6 +92,13 @@ public:
     static constexpr std::chrono::seconds ping_interval{0};
     /// What happens when the send queue passes its bound. Default: close with 1008.
     static constexpr slow_consumer_policy slow_consumer = slow_consumer_policy::close;
+    /// Close with 1008 when what is queued for this client makes no progress
+    /// for this long: nothing of it could be written, as when the client
+    /// stopped reading (a view waiting in its own `send_text` counts too).
+    /// 0 never. Default 30 s: far longer than any healthy client stalls, and
+    /// a stalled one stops holding its queue's memory well before the
+    /// receive timeout would notice it.
+    static constexpr std::chrono::seconds send_timeout{30};
     /// Negotiate permessage-deflate (RFC 7692) when a client offers it.
     /// Default off: zlib keeps ~300 KiB of state per connection and costs
     /// CPU per message; turn it on for large, repetitive text. The message

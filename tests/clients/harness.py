@@ -8,6 +8,7 @@ kills the server on the way out.
 
 import asyncio
 import re
+import resource
 import signal
 import sys
 
@@ -60,7 +61,8 @@ class Server:
     "[label] " prefix, and `wait_for_stderr` awaits one that matches.
     """
 
-    def __init__(self, binary, *args, scheme="ws", capture_stderr=False, label="server"):
+    def __init__(self, binary, *args, scheme="ws", capture_stderr=False, label="server",
+                 max_fds=None):
         self.binary = binary
         self.args = ["--port", "0", *args]
         self.scheme = scheme
@@ -69,6 +71,7 @@ class Server:
         self._drain = None
         self.capture_stderr = capture_stderr
         self.label = label
+        self.max_fds = max_fds  # the server's RLIMIT_NOFILE, soft and hard; None: ours
         self.stderr_lines = []
         self.stderr_closed = False  # the server closed its stderr (it exited)
         self._stderr_changed = None
@@ -79,9 +82,14 @@ class Server:
         return f"{self.scheme}://127.0.0.1:{self.port}"
 
     async def start(self):
+        limit = None
+        if self.max_fds is not None:
+            def limit():  # in the child, before exec: the examples raise soft to hard
+                resource.setrlimit(resource.RLIMIT_NOFILE, (self.max_fds, self.max_fds))
         self.proc = await asyncio.create_subprocess_exec(
             self.binary, *self.args, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE if self.capture_stderr else None,
+            preexec_fn=limit,
         )
         if self.capture_stderr:
             self._stderr_changed = asyncio.Event()

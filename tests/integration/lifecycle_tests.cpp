@@ -180,6 +180,68 @@ TEST_CASE("A short receive_timeout closes an idle connection with 1001", "[lifec
     REQUIRE(p.wait_for("close:receive timeout:1001:receive timeout"));
 }
 
+TEST_CASE("Frames sent in the same write as the upgrade request are read, small or large",
+          "[lifecycle]")
+{
+    probe p;
+    test::log_capture log;
+    test::running_server srv(test::test_options(log), probe_routes(p));
+    std::string const close_1000 = test::frame_header(0x8, 2) + std::string("\x03\xe8", 2);
+    SECTION("a message and a close")
+    {
+        test::raw_connection raw(srv.port());
+        raw.write(test::upgrade_request("/ws/probe") + test::frame_header(0x1, 5) + "hello" +
+                  close_1000);
+        auto [reply, closed] = raw.read_until_closed();
+        CHECK(reply.starts_with("HTTP/1.1 101"));
+        auto const echo = reply.find(std::string("\x81\x05hello", 7));
+        auto const close = reply.find(std::string("\x88\x02\x03\xe8", 4));
+        CHECK(echo != std::string::npos);
+        CHECK(close != std::string::npos);
+        CHECK(echo < close);
+        CHECK(closed);
+        REQUIRE(p.wait_for_prefix("close:"));
+        CHECK(*p.wait_for_prefix("close:") == "close:peer closed:1000");
+    }
+    SECTION("a 100 KB message")
+    {
+        test::raw_connection raw(srv.port());
+        std::string const big(100'000, 'a');
+        raw.write(test::upgrade_request("/ws/probe") + test::frame_header(0x1, big.size()) + big +
+                  close_1000);
+        auto [reply, closed] = raw.read_until_closed();
+        CHECK(reply.starts_with("HTTP/1.1 101"));
+        CHECK(reply.find(big) != std::string::npos);
+        CHECK(reply.find(std::string("\x88\x02\x03\xe8", 4)) != std::string::npos);
+    }
+}
+
+TEST_CASE("A slow upload is not idle: every frame of a message counts as activity",
+          "[lifecycle][limits]")
+{
+    probe p;
+    test::log_capture log;
+    test::running_server srv(test::test_options(log),
+                             probe_routes(p, {.receive_timeout = 500ms}));
+    mallard::testing::client c{srv.port(), "/ws/probe"};
+    std::string const piece = "0123456789";
+    std::string expected;
+    // Twelve fragments 150 ms apart: 1.8 s in all, over three receive
+    // timeouts, but never 500 ms without a byte from the client. (The pauses
+    // are the slow client under test, not a wait for the server.)
+    for (int i = 0; i < 12; ++i) {
+        c.send_raw(test::frame_header(i == 0 ? 0x1 : 0x0, piece.size(), false) + piece);
+        expected += piece;
+        std::this_thread::sleep_for(150ms);
+    }
+    c.send_raw(test::frame_header(0x0, piece.size(), true) + piece);
+    expected += piece;
+    auto const reply = c.receive(5s);
+    REQUIRE(reply);
+    CHECK(reply->data == expected);
+    CHECK(p.count_prefix("close:") == 0);
+}
+
 TEST_CASE("A frame one byte over max_frame_size closes with 1009", "[lifecycle][limits]")
 {
     probe p;
@@ -386,6 +448,42 @@ TEST_CASE("Unknown paths answer 404 and plain HTTP to a WebSocket path answers 4
         request.erase(key, request.find("\r\n", key) + 2 - key);
         CHECK(raw.http_status(request) == 400);
     }
+    SECTION("a Sec-WebSocket-Key that is not base64 of 16 bytes, or two of them")
+    {
+        auto const good = std::string("dGhlIHNhbXBsZSBub25jZQ==");
+        auto const with_key = [&](std::string const& header) {
+            auto request = test::upgrade_request("/ws/probe");
+            return request.replace(request.find("Sec-WebSocket-Key: " + good),
+                                   19 + good.size(), header);
+        };
+        for (auto const* key : {"Sec-WebSocket-Key: !!!not-base64!!!",
+                                "Sec-WebSocket-Key: ",
+                                "Sec-WebSocket-Key: AAECAwQFBgc=", // 8 bytes
+                                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="}) {
+            test::raw_connection raw(srv.port());
+            INFO(key);
+            CHECK(raw.http_status(with_key(key)) == 400);
+        }
+    }
+    SECTION("an HTTP/1.1 request without Host, or with two")
+    {
+        {
+            test::raw_connection raw(srv.port());
+            auto request = test::upgrade_request("/ws/probe");
+            request.erase(request.find("Host: 127.0.0.1\r\n"), 17);
+            CHECK(raw.http_status(request) == 400);
+        }
+        {
+            test::raw_connection raw(srv.port());
+            CHECK(raw.http_status("GET /healthz HTTP/1.1\r\n\r\n") == 400);
+        }
+        {
+            test::raw_connection raw(srv.port());
+            CHECK(raw.http_status("GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n") ==
+                  400);
+        }
+    }
     SECTION("garbage instead of HTTP")
     {
         test::raw_connection raw(srv.port());
@@ -490,6 +588,43 @@ TEST_CASE("A client that stops reading is closed with 1008 when its queue passes
     test::raw_connection raw(srv.port()); // never reads until the end
     raw.write(test::upgrade_request("/f"));
     REQUIRE(p.wait_for("close:slow consumer:1008"));
+}
+
+TEST_CASE("A client that never reads is closed at the send timeout, its view blocked sending",
+          "[send][limits]")
+{
+    probe p;
+    // Answers a message with 32 MiB, more than the kernel's socket buffers
+    // hold, waiting in its own send_binary at the high-water mark.
+    struct echoer : mallard::websocket_view {
+        explicit echoer(probe& pr) : p(pr) {}
+        mallard::task<> on_receive(std::string_view, mallard::opcode) override
+        {
+            std::string const reply(64 * 1024, 'e');
+            for (int i = 0; i < 512; ++i)
+                if (co_await send_binary(reply) != mallard::send_status::queued)
+                    co_return;
+        }
+        mallard::task<> on_close(mallard::close_reason why) override
+        {
+            p.record("close:" + std::string(to_string(why.cause)) + ":" +
+                     std::to_string(static_cast<unsigned>(why.code)));
+            co_return;
+        }
+        probe& p;
+    };
+    test::log_capture log;
+    // The queue's bound is far away: only the send timeout can end this.
+    test::running_server srv(
+        test::test_options(log),
+        mallard::router{mallard::path("/e", [&p] { return std::make_unique<echoer>(p); }, "e",
+                                      {.receive_timeout = 60s,
+                                       .max_send_queue_bytes = 64 * 1024 * 1024,
+                                       .send_queue_high_water = 1024 * 1024,
+                                       .send_timeout = 300ms})});
+    test::raw_connection raw(srv.port()); // never reads
+    raw.write(test::upgrade_request("/e") + test::frame_header(0x1, 2) + "go");
+    REQUIRE(p.wait_for("close:send timeout:1008", 1, 20s));
 }
 
 TEST_CASE("Keep-alive pings reach the client, and its pongs keep the connection open",

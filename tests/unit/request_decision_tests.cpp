@@ -255,3 +255,47 @@ TEST_CASE("An upgrade plan carries the route, a new view, the subprotocol and th
     REQUIRE(std::holds_alternative<upgrade_plan>(second));
     CHECK(std::get<upgrade_plan>(second).subprotocol.empty());
 }
+
+TEST_CASE("A Sec-WebSocket-Key must be base64 of 16 bytes, sent once, or the upgrade gets 400",
+          "[http]")
+{
+    using mallard::detail::is_websocket_key;
+    CHECK(is_websocket_key("dGhlIHNhbXBsZSBub25jZQ=="));   // RFC 6455's own example
+    CHECK(is_websocket_key("AAAAAAAAAAAAAAAAAAAAAA=="));
+    CHECK_FALSE(is_websocket_key(""));
+    CHECK_FALSE(is_websocket_key("!!!not-base64!!!"));
+    CHECK_FALSE(is_websocket_key("AAECAwQFBgc="));              // 8 bytes
+    CHECK_FALSE(is_websocket_key("dGhlIHNhbXBsZSBub25jZQ"));    // no padding
+    CHECK_FALSE(is_websocket_key("dGhlIHNhbXBsZSBub25jZR=="));  // bits past the 16th byte
+    CHECK_FALSE(is_websocket_key("dGhlIHNhbXBsZSBub25j*Q=="));
+    CHECK_FALSE(is_websocket_key("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==")); // 22 bytes
+
+    auto state = make_state();
+    auto req = upgrade_request("/ws/chat/lobby");
+    req.set(http::field::sec_websocket_key, "AAECAwQFBgc=");
+    CHECK(reply_of(decide_request(req, *state, false)).response.result() ==
+          http::status::bad_request);
+    req.set(http::field::sec_websocket_key, "dGhlIHNhbXBsZSBub25jZQ==");
+    req.insert(http::field::sec_websocket_key, "dGhlIHNhbXBsZSBub25jZQ==");
+    CHECK(reply_of(decide_request(req, *state, false)).response.result() ==
+          http::status::bad_request);
+    req.erase(http::field::sec_websocket_key);
+    CHECK(reply_of(decide_request(req, *state, false)).response.result() ==
+          http::status::bad_request);
+}
+
+TEST_CASE("An HTTP/1.1 request without Host, or any with two, gets 400", "[http]")
+{
+    auto state = make_state();
+    auto upgrade = upgrade_request("/ws/chat/lobby");
+    upgrade.erase(http::field::host);
+    CHECK(reply_of(decide_request(upgrade, *state, false)).response.result() ==
+          http::status::bad_request);
+    auto health = plain_get("/healthz");
+    health.insert(http::field::host, "other");
+    CHECK(reply_of(decide_request(health, *state, false)).response.result() ==
+          http::status::bad_request);
+    // HTTP/1.0 has no Host requirement.
+    http::request<http::empty_body> old{http::verb::get, "/healthz", 10};
+    CHECK(reply_of(decide_request(old, *state, false)).response.result() == http::status::ok);
+}

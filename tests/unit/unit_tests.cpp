@@ -4,6 +4,7 @@
 #include <mallard/close_reason.hpp>
 #include <mallard/detail/deflate/offer.hpp>
 #include <mallard/detail/deflate/frame_inflater.hpp>
+#include <mallard/detail/log_throttle.hpp>
 #include <mallard/detail/redis/envelope.hpp>
 #include <mallard/detail/route_pattern.hpp>
 #include <mallard/detail/send_queue.hpp>
@@ -636,4 +637,19 @@ TEST_CASE("A message inflating to 4 MiB reaches Beast in bounded pieces", "[defl
     }
     CHECK(fin);
     CHECK(inflated == original);
+}
+
+TEST_CASE("A throttled log line is written once per interval, with the count held back",
+          "[log]")
+{
+    using namespace std::chrono_literals;
+    mallard::detail::log_throttle throttle(1s);
+    auto const t0 = mallard::detail::log_throttle::clock::time_point{} + 1h;
+    CHECK(throttle.admit(t0) == 0u);
+    CHECK_FALSE(throttle.admit(t0 + 100ms));
+    CHECK_FALSE(throttle.admit(t0 + 999ms));
+    CHECK(throttle.admit(t0 + 1s) == 2u);
+    CHECK_FALSE(throttle.admit(t0 + 1500ms));
+    CHECK(throttle.admit(t0 + 5s) == 1u);
+    CHECK(throttle.admit(t0 + 7s) == 0u);
 }

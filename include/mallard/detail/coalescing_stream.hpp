@@ -17,6 +17,12 @@
 // the writer's bytes, so bytes reach the wire in the order they were
 // written. The teardown at the end of a closing handshake flushes first, so
 // that nothing queued is lost to the half-close.
+//
+// What it holds is bounded: while a flush is in flight (the peer is slow to
+// take what we sent), a write that would hold more than
+// max_held_while_flushing waits for that flush before it completes. Beast
+// then reads no more from that peer, and TCP pushes back on it: a client
+// that floods pings and never reads the pongs cannot make us hold them.
 
 #include <mallard/detail/config.hpp>
 
@@ -31,6 +37,7 @@
 #include <boost/beast/websocket/teardown.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <utility>
@@ -55,6 +62,10 @@ public:
     /// True while the reader waits for the peer: Beast has used up what it
     /// read before. Until then, replies to what it has are still to come.
     bool waiting_for_peer() const noexcept { return reads_in_flight_ != 0; }
+
+    /// Bytes read from the peer so far: any of them, a frame's middle too,
+    /// is a sign of life for the receive timeout.
+    std::uint64_t bytes_read() const noexcept { return bytes_read_; }
 
     /// Writes from now on are held until `async_flush`.
     void cork() noexcept { corked_ = true; }
@@ -87,13 +98,13 @@ public:
                     return;
                 }
                 auto const size = net::buffer_size(buffers);
-                if (!failed_) {
-                    auto const old = held_.size();
-                    held_.resize(old + size);
-                    net::buffer_copy(net::buffer(held_.data() + old, size), buffers);
+                if (must_wait(size)) {
+                    net::async_compose<decltype(handler), void(error_code, std::size_t)>(
+                        write_after_flush_op<ConstBuffers>{*this, buffers}, handler, next_);
+                    return;
                 }
-                net::post(get_executor(), net::append(std::move(handler), failed_,
-                                                      failed_ ? std::size_t{0} : size));
+                auto const taken = hold(buffers);
+                net::post(get_executor(), net::append(std::move(handler), failed_, taken));
             },
             token, buffers);
     }
@@ -111,10 +122,61 @@ public:
         teardown(role, stream.next_, ec);
     }
 
+    /// The most held while a flush is in flight; see the top of this file.
+    static constexpr std::size_t max_held_while_flushing = 64 * 1024;
+
 private:
     // Flush buffers that grew past this are released afterwards, so one
     // burst does not pin its memory for the connection's lifetime.
     static constexpr std::size_t retained_buffer_bytes = 16 * 1024;
+
+    bool must_wait(std::size_t size) const noexcept
+    {
+        return flushing_ && !failed_ && held_.size() + size > max_held_while_flushing;
+    }
+
+    // Copies `buffers` behind what is held; returns the bytes taken (none
+    // once a write has failed: nothing more can be sent).
+    template <class ConstBuffers>
+    std::size_t hold(ConstBuffers const& buffers)
+    {
+        if (failed_)
+            return 0;
+        auto const size = net::buffer_size(buffers);
+        auto const old = held_.size();
+        held_.resize(old + size);
+        net::buffer_copy(net::buffer(held_.data() + old, size), buffers);
+        return size;
+    }
+
+    // Waits until no flush holds the way (each finished flush wakes it),
+    // then writes as async_write_some would have. The first step always
+    // waits, so it never completes inside its initiation.
+    template <class ConstBuffers>
+    struct write_after_flush_op {
+        coalescing_stream& stream;
+        ConstBuffers buffers;
+        bool writing = false;
+
+        template <class Self>
+        void operator()(Self& self, error_code ec = {}, std::size_t n = 0)
+        {
+            if (writing)
+                return self.complete(ec, n);
+            auto& s = stream;
+            if (s.must_wait(net::buffer_size(buffers))) {
+                if (!s.flushed_)
+                    s.flushed_.emplace(s.get_executor(), net::steady_timer::time_point::max());
+                return s.flushed_->async_wait(std::move(self));
+            }
+            if (!s.corked_ && !s.flushing_) {
+                writing = true;
+                return s.next_.async_write_some(buffers, std::move(self));
+            }
+            auto const taken = s.hold(buffers);
+            self.complete(s.failed_, taken);
+        }
+    };
 
     template <class MutableBuffers>
     struct read_op {
@@ -131,6 +193,7 @@ private:
                 return stream.next_.async_read_some(buffers, std::move(self));
             }
             --stream.reads_in_flight_;
+            stream.bytes_read_ += n;
             self.complete(ec, n);
         }
     };
@@ -214,6 +277,7 @@ private:
     std::optional<net::steady_timer> flushed_; // wakes a flush waiting for another
     error_code failed_;
     unsigned reads_in_flight_ = 0;
+    std::uint64_t bytes_read_ = 0;
     bool corked_ = false;
     bool flushing_ = false;
 };

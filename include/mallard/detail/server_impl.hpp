@@ -10,6 +10,7 @@
 #include <mallard/detail/config.hpp>
 #include <mallard/detail/fanout.hpp>
 #include <mallard/detail/listener.hpp>
+#include <mallard/detail/log_throttle.hpp>
 #include <mallard/detail/server_state.hpp>
 #include <mallard/detail/tls_acceptor.hpp>
 #include <mallard/detail/worker.hpp>
@@ -209,6 +210,7 @@ private:
         auto& acceptor = from.acceptor;
         std::size_t next = 0;
         net::steady_timer backoff(workers_.front()->loop());
+        log_throttle accept_errors(std::chrono::seconds{1});
         while (acceptor.is_open()) {
             auto& w = *workers_[next];
             next = (next + 1) % workers_.size();
@@ -216,8 +218,13 @@ private:
             if (ec == net::error::operation_aborted || !acceptor.is_open())
                 break;
             if (ec) { // out of file descriptors, most likely: pause, do not spin
-                state_->options.log.write(log_level::error, log_category::diagnostic,
-                                          "accept failed: " + ec.message());
+                if (auto const held = accept_errors.admit(log_throttle::clock::now()))
+                    state_->options.log.write(
+                        log_level::error, log_category::diagnostic,
+                        "accept failed: " + ec.message() +
+                            (*held ? " (and " + std::to_string(*held) +
+                                         " times more since the last report)"
+                                   : std::string()));
                 backoff.expires_after(std::chrono::milliseconds(100));
                 co_await backoff.async_wait(use_tuple);
                 continue;

@@ -37,6 +37,7 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <utility>
@@ -85,11 +86,14 @@ public:
     }
 
     /// Asks the view, completes the opening handshake and runs the
-    /// connection to its end.
+    /// connection to its end. `already_read` is what the client sent right
+    /// behind the upgrade request (its first frames), read with it.
     task<void> run(http::request<http::empty_body> upgrade, mallard::request req,
-                   std::string subprotocol)
+                   std::string subprotocol, std::string already_read)
     {
         auto self = shared_from_this();
+        if (!already_read.empty())
+            ws_.next_layer().next_layer().unread(std::move(already_read));
         request_ = std::move(req);
         subprotocol_ = std::move(subprotocol);
         handshake_registration registration{worker_, &beast::get_lowest_layer(ws_)};
@@ -287,6 +291,7 @@ private:
         auto& out = ws_.next_layer();
         while (!ended_) {
             if (queue_.has_waiting()) {
+                sending_ = true;
                 auto const& message = queue_.begin_write();
                 if (message.bytes().size() <= coalesced_message_bytes &&
                     (queue_.has_waiting() || !out.waiting_for_peer()))
@@ -304,11 +309,14 @@ private:
                         net::buffer(message.bytes().data(), message.bytes().size()), use_tuple);
                 }
                 writing_ = false;
+                ++writes_done_;
                 if (!ec && message.type != outbound_message::kind::ping)
                     services_.stats.sent(message.bytes().size());
                 wrote_one();
-                if (!ec && out.held_bytes() >= flush_at_bytes)
+                if (!ec && out.held_bytes() >= flush_at_bytes) {
                     std::tie(ec) = co_await out.async_flush(use_tuple);
+                    ++writes_done_;
+                }
                 if (ec)
                     break; // the read loop sees the same failure and ends the connection
                 continue;
@@ -320,6 +328,7 @@ private:
                 if (queue_.has_waiting())
                     continue;
                 auto [ec] = co_await out.async_flush(use_tuple);
+                ++writes_done_;
                 if (ec)
                     break;
                 continue;
@@ -332,6 +341,7 @@ private:
                     use_tuple);
                 break; // no more writes after the close frame (RFC 6455 section 5.5.1)
             }
+            sending_ = false;
             co_await writer_wakeup_.wait();
         }
         if (out.corked())
@@ -344,14 +354,18 @@ private:
         timer_.cancel(); // the timer loop now waits for the close deadline
     }
 
-    // Wakes for the receive timeout, the next ping, and, once a close is
-    // requested, the deadline by which the close must be done: a client that
-    // stopped reading could block the writer, and so the close frame, forever.
+    // Wakes for the receive timeout, the send timeout, the next ping, and,
+    // once a close is requested, the deadline by which the close must be
+    // done: a client that stopped reading could block the writer, and so the
+    // close frame, forever.
     task<void> timer_loop()
     {
         auto const timeout = limits_.receive_timeout;
+        auto const send_timeout = limits_.send_timeout;
         auto const interval = limits_.ping_interval;
         auto next_ping = clock::now() + interval;
+        auto send_progress = clock::now(); // when the writer last wrote, or had nothing to
+        std::uint64_t writes_seen = 0;
         while (!ended_) {
             auto wake = clock::time_point::max();
             if (close_request_)
@@ -359,6 +373,8 @@ private:
             else {
                 if (timeout.count() != 0)
                     wake = last_activity_ + timeout;
+                if (send_timeout.count() != 0)
+                    wake = std::min(wake, send_progress + send_timeout);
                 if (interval.count() != 0)
                     wake = std::min(wake, next_ping);
             }
@@ -374,7 +390,22 @@ private:
             }
             if (!reading_)
                 last_activity_ = now; // a busy handler is not an idle peer
-            if (timeout.count() != 0 && now >= last_activity_ + timeout)
+            // Any byte from the peer counts, a frame's middle too: a slow
+            // upload of a large message is not an idle connection.
+            if (auto const read = ws_.next_layer().bytes_read(); read != bytes_seen_) {
+                bytes_seen_ = read;
+                last_activity_ = now;
+            }
+            // The writer holding something it could not write since the last
+            // look, and for send_timeout in all, is stuck behind the client.
+            if (!sending_ || writes_done_ != writes_seen) {
+                writes_seen = writes_done_;
+                send_progress = now;
+            }
+            if (send_timeout.count() != 0 && now >= send_progress + send_timeout)
+                request_close(close_code::policy_violation, "send timeout",
+                              close_cause::send_timeout);
+            else if (timeout.count() != 0 && now >= last_activity_ + timeout)
                 request_close(close_code::going_away, "receive timeout",
                               close_cause::receive_timeout);
             else if (interval.count() != 0 && now >= next_ping) {
@@ -477,8 +508,11 @@ private:
     std::chrono::milliseconds close_timeout_;
     clock::time_point close_deadline_;
     clock::time_point last_activity_ = clock::now();
+    std::uint64_t bytes_seen_ = 0; // bytes_read() when the timer last looked
     bool reading_ = false;
     bool writing_ = false; // a Beast write or ping is in flight
+    bool sending_ = false; // the writer has something to write, or is writing it
+    std::uint64_t writes_done_ = 0; // writes and flushes completed, for the send timeout
     bool deflate_agreed_ = false; // the 101 accepted permessage-deflate
 };
 

@@ -205,7 +205,8 @@ protected:
             reason.resize(123);
         close_request_ = close_request{code, std::move(reason), cause};
         closing_.store(true, std::memory_order_release);
-        if (cause == close_cause::slow_consumer || cause == close_cause::shutdown)
+        if (cause == close_cause::slow_consumer || cause == close_cause::shutdown ||
+            cause == close_cause::send_timeout)
             queue_.clear_waiting(); // the backlog is the problem: do not wait for it
         writer_wakeup_.notify();
         drained_.notify();

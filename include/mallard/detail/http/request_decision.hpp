@@ -5,7 +5,7 @@
 // What one HTTP request gets, decided without I/O: a plain answer (the
 // user's handler, the health check, a 404), a file from the static folder,
 // a refusal of a WebSocket upgrade with the status RFC 6455 and RFC 9110 name
-// (404, 405, 426, 403, 400, 503, 500), or the plan for an upgrade: route,
+// (400, 404, 405, 426, 403, 503, 500), or the plan for an upgrade: route,
 // view and subprotocol. detail/listener.hpp reads the request and carries the
 // decision out; tests/unit drives this directly.
 
@@ -29,6 +29,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -85,6 +86,22 @@ inline std::optional<http_reply> reply_to_read_error(error_code const& ec)
     return text_reply(11, http::status::bad_request, "Bad request\n");
 }
 
+/** Whether `key` is what RFC 6455 section 4.2.1 asks of a Sec-WebSocket-Key:
+    the base64 encoding of 16 bytes. That is 22 digits, of which the last
+    carries only 2 bits (its other 4 are zero), and "==".
+*/
+inline bool is_websocket_key(std::string_view key) noexcept
+{
+    constexpr std::string_view digits =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    if (key.size() != 24 || key.substr(22) != "==")
+        return false;
+    for (char const c : key.substr(0, 22))
+        if (digits.find(c) == std::string_view::npos)
+            return false;
+    return digits.find(key[21]) % 16 == 0;
+}
+
 /// What a plain HTTP request (no route matched) gets: the user's handler,
 /// else the health check, else the static folder, else 404.
 inline request_decision decide_plain_request(http::request<http::empty_body> const& req,
@@ -139,6 +156,11 @@ inline request_decision decide_request(http::request<http::empty_body> const& re
 {
     auto const& log = server.options.log;
     auto const version = req.version();
+    // RFC 9112 section 3.2: an HTTP/1.1 request names its Host once.
+    auto const hosts = req.count(http::field::host);
+    if (hosts > 1 || (hosts == 0 && version >= 11))
+        return text_reply(version, http::status::bad_request,
+                          "A request names its Host exactly once\n");
     auto url = boost::urls::parse_origin_form(req.target());
     if (!url)
         return text_reply(version, http::status::bad_request, "Bad request target\n");
@@ -169,6 +191,13 @@ inline request_decision decide_request(http::request<http::empty_body> const& re
         reply.response.set(http::field::connection, "Upgrade");
         reply.response.set(http::field::sec_websocket_version, "13");
         return reply;
+    }
+    if (req.count(http::field::sec_websocket_key) != 1 ||
+        !is_websocket_key(req[http::field::sec_websocket_key])) {
+        log.write(log_level::info, log_category::access,
+                  "400 for a bad Sec-WebSocket-Key on " + std::string(req.target()));
+        return text_reply(version, http::status::bad_request,
+                          "Sec-WebSocket-Key must be sent once, as base64 of 16 bytes\n");
     }
     auto const origin = std::string_view(req[http::field::origin]);
     if (!matched->allows_origin(origin)) {
