@@ -17,6 +17,6 @@
 
 // The session on a TLS stream, in full: no other translation unit
 // instantiates it.
-template class mallard::detail::session<mallard::detail::ssl_stream>;
+template class mallard::detail::session<mallard::detail::tls_transport>;
 
 #endif

@@ -28,11 +28,15 @@ import time
 from harness import Failure, Server, check, connect, main, run_steps
 
 NAME = "hostile_python"
+# Set by the test build when the server runs under AddressSanitizer and UBSan.
+SANITIZED = os.environ.get("MALLARD_SANITIZED") == "1"
 SERVER_FD_LIMIT = 64   # the server's RLIMIT_NOFILE: a few dozen connections
 CONNECTIONS = 120      # more than that
 HOLD_SECONDS = 3.0     # how long accept keeps failing
 FLOOD_PINGS = 2_000_000
-FLOOD_RSS_BOUND_KIB = 64 * 1024  # growth allowed for the flood; unbounded it was ~250 MB
+# Growth allowed for the flood; unbounded it was ~250 MB. AddressSanitizer
+# keeps freed memory in quarantine (up to 256 MiB), so it gets more room.
+FLOOD_RSS_BOUND_KIB = (160 if SANITIZED else 64) * 1024
 
 
 def rss_kib(pid):
@@ -175,6 +179,8 @@ async def test(binary):
                 grown = rss_kib(server.proc.pid) - before
                 check(grown < FLOOD_RSS_BOUND_KIB,
                       f"the server grew by {grown} KiB for {sent * 10_000} pings")
+                print(f"pong flood: {sent * 10_000} pings taken before the server stopped "
+                      f"reading; it grew by {grown} KiB", flush=True)
                 # Everyone else is still served.
                 async with connect(server.base_url + "/ws/echo") as ws:
                     await ws.send("still there?")
@@ -183,13 +189,21 @@ async def test(binary):
             finally:
                 flooder.close()
 
-        return await run_steps(NAME, [
+        steps = [
             (f"{CONNECTIONS} connections against {SERVER_FD_LIMIT} descriptors: "
              "accept failures logged about once a second", accept_failures_are_throttled),
             ("a new client is served once they close", served_again_once_they_close),
-            ("a pong flood from a client that never reads is not buffered",
-             pong_flood_is_bounded),
-        ])
+        ]
+        if SANITIZED:
+            # The sanitizers' runtime opens descriptors of its own to check
+            # memory (UBSan's vptr check makes a pipe), and reports an error
+            # when it cannot: out of descriptors, a sanitized server fails
+            # for reasons of the sanitizer's. The release run covers these.
+            print("skipped under the sanitizers: the descriptor exhaustion steps", flush=True)
+            steps = []
+        steps.append(("a pong flood from a client that never reads is not buffered",
+                      pong_flood_is_bounded))
+        return await run_steps(NAME, steps)
     finally:
         for s in sockets:
             s.close()

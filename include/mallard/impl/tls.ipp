@@ -6,6 +6,7 @@
 // TLS handshake in front of the same HTTP and WebSocket handling as ws://.
 // Compiled once, by <mallard/src_tls.hpp>, in separate mode.
 
+#include <mallard/detail/erased_stream.hpp>
 #include <mallard/detail/listener.hpp>
 #include <mallard/detail/tcp_stream.hpp>
 #include <mallard/detail/tls_acceptor.hpp>
@@ -36,6 +37,9 @@ namespace mallard {
 namespace detail {
 
 using ssl_stream = beast::ssl_stream<tcp_stream>;
+/// What HTTP and the WebSocket session run on after the TLS handshake: the
+/// TLS stream behind erased handlers (see erased_stream.hpp for why).
+using tls_transport = erased_stream<ssl_stream>;
 
 /// Frees an OpenSSL object with its own function.
 template <class T, void (*Free)(T*)>
@@ -180,7 +184,7 @@ public:
         send_without_delay(tcp);
         if (!co_await handshake(stream, server, w))
             co_return; // the stream's destructor closes the socket
-        co_await serve_http(std::move(stream), server, w);
+        co_await serve_http(tls_transport(std::move(stream)), server, w);
     }
 
 private:

