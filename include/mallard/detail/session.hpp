@@ -86,14 +86,11 @@ public:
     }
 
     /// Asks the view, completes the opening handshake and runs the
-    /// connection to its end. `already_read` is what the client sent right
-    /// behind the upgrade request (its first frames), read with it.
+    /// connection to its end.
     task<void> run(http::request<http::empty_body> upgrade, mallard::request req,
-                   std::string subprotocol, std::string already_read)
+                   std::string subprotocol)
     {
         auto self = shared_from_this();
-        if (!already_read.empty())
-            ws_.next_layer().next_layer().unread(std::move(already_read));
         request_ = std::move(req);
         subprotocol_ = std::move(subprotocol);
         handshake_registration registration{worker_, &beast::get_lowest_layer(ws_)};
