@@ -114,6 +114,19 @@ mallard::router probe_routes(probe& p, mallard::route_options options = {})
     };
 }
 
+/// Records "close:<cause>:<code>" when its connection ends; the base of the
+/// send-limit tests' views.
+struct close_recording_view : mallard::websocket_view {
+    explicit close_recording_view(probe& pr) : p(pr) {}
+    mallard::task<> on_close(mallard::close_reason why) override
+    {
+        p.record("close:" + std::string(to_string(why.cause)) + ":" +
+                 std::to_string(static_cast<unsigned>(why.code)));
+        co_return;
+    }
+    probe& p;
+};
+
 /// Pushes 32 MiB to its client as fast as its own queue allows.
 struct pusher : mallard::websocket_view {
     static constexpr std::size_t max_send_queue_bytes = 1024 * 1024;
@@ -524,8 +537,8 @@ TEST_CASE("A client that stops reading is closed with 1008 when its queue passes
           "[send][limits]")
 {
     probe p;
-    struct flooder : mallard::websocket_view {
-        explicit flooder(probe& pr) : p(pr) {}
+    struct flooder : close_recording_view {
+        using close_recording_view::close_recording_view;
         mallard::task<> on_open() override
         {
             // Through the connection handle: no waiting, as a broadcast would send.
@@ -535,13 +548,6 @@ TEST_CASE("A client that stops reading is closed with 1008 when its queue passes
                 ;
             co_return;
         }
-        mallard::task<> on_close(mallard::close_reason why) override
-        {
-            p.record("close:" + std::string(to_string(why.cause)) + ":" +
-                     std::to_string(static_cast<unsigned>(why.code)));
-            co_return;
-        }
-        probe& p;
     };
     test::log_capture log;
     test::running_server srv(
@@ -560,8 +566,8 @@ TEST_CASE("A client that never reads is closed at the send timeout, its view blo
     probe p;
     // Answers a message with 32 MiB, more than the kernel's socket buffers
     // hold, waiting in its own send_binary at the high-water mark.
-    struct echoer : mallard::websocket_view {
-        explicit echoer(probe& pr) : p(pr) {}
+    struct echoer : close_recording_view {
+        using close_recording_view::close_recording_view;
         mallard::task<> on_receive(std::string_view, mallard::opcode) override
         {
             std::string const reply(64 * 1024, 'e');
@@ -569,13 +575,6 @@ TEST_CASE("A client that never reads is closed at the send timeout, its view blo
                 if (co_await send_binary(reply) != mallard::send_status::queued)
                     co_return;
         }
-        mallard::task<> on_close(mallard::close_reason why) override
-        {
-            p.record("close:" + std::string(to_string(why.cause)) + ":" +
-                     std::to_string(static_cast<unsigned>(why.code)));
-            co_return;
-        }
-        probe& p;
     };
     test::log_capture log;
     // The queue's bound is far away: only the send timeout can end this.
