@@ -2,6 +2,7 @@
 // The command line every example shares:
 //   --port N (0 = any free port)  --threads N  --address A (default 127.0.0.1)
 //   --cert FILE --key FILE (PEM; serve wss:// instead of ws://)
+//   --memory-budget BYTES (server_options::memory_budget; 0 = none)
 // plus each example's own flags and valued options. On success the example
 // prints "listening on ws://ADDRESS:PORT" (or wss://) as its first line,
 // flushed, so scripts can drive it.
@@ -72,7 +73,8 @@ inline std::optional<example_args> parse_args(int argc, char** argv, std::string
     args.options.port = 8080;
     auto usage = [&](std::string const& problem) {
         std::cerr << name << ": " << problem << "\nusage: " << name
-                  << " [--port N] [--threads N] [--address A] [--cert FILE --key FILE]";
+                  << " [--port N] [--threads N] [--address A] [--cert FILE --key FILE]"
+                     " [--memory-budget BYTES]";
         for (auto const& f : own_flags)
             std::cerr << " [" << f << "]";
         for (auto const& v : own_values)
@@ -93,7 +95,8 @@ inline std::optional<example_args> parse_args(int argc, char** argv, std::string
             continue;
         }
         bool const known = arg == "--port" || arg == "--threads" || arg == "--address" ||
-                           arg == "--cert" || arg == "--key" || contains(own_values, arg);
+                           arg == "--cert" || arg == "--key" || arg == "--memory-budget" ||
+                           contains(own_values, arg);
         if (!known)
             return usage("unknown option " + std::string(arg));
         if (i + 1 >= argc)
@@ -105,6 +108,9 @@ inline std::optional<example_args> parse_args(int argc, char** argv, std::string
         } else if (arg == "--threads") {
             if (!parse_number(value, args.options.threads) || args.options.threads == 0)
                 return usage("--threads takes a positive number");
+        } else if (arg == "--memory-budget") {
+            if (!parse_number(value, args.options.memory_budget))
+                return usage("--memory-budget takes a number of bytes (0: no budget)");
         } else if (arg == "--address") {
             args.options.address = std::string(value);
         } else {

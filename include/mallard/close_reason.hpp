@@ -73,6 +73,8 @@ enum class close_cause {
     shutdown,         ///< the server is stopping; closed with 1001
     send_timeout,     ///< what was queued for the client made no progress for
                       ///< `send_timeout`; closed with 1008
+    memory_budget,    ///< among the largest holders while the server was over
+                      ///< its `memory_budget`; closed with 1013
 };
 
 /// A short lower-case name for `cause`, for logs.
@@ -90,6 +92,7 @@ constexpr std::string_view to_string(close_cause cause) noexcept
     case close_cause::network_error: return "network error";
     case close_cause::shutdown: return "shutdown";
     case close_cause::send_timeout: return "send timeout";
+    case close_cause::memory_budget: return "memory budget";
     }
     return "unknown";
 }

@@ -91,6 +91,20 @@ struct server_options {
     /// Carries group publishes between processes. Default (empty): an
     /// `in_process_backplane`, so publishes reach this process's members.
     std::shared_ptr<mallard::backplane> backplane{};
+    /// The most the connections may hold together, in bytes: every
+    /// message read so far, every message queued to be sent, every write
+    /// being gathered. Each of the `threads` enforces an equal share. Over
+    /// it, reading pauses on the connections holding the most; those still
+    /// over after `memory_budget_timeout` are closed with 1013 (try again
+    /// later). Each connection is bounded by its own limits already
+    /// (`max_message_size`, `max_send_queue_bytes`); this bounds their sum,
+    /// e.g. a thousand peers each sending a large frame slowly. 0: no
+    /// budget. Default 1 GiB: a thousand connections each with a whole
+    /// 1 MiB message in hand, or 256 at a full 4 MiB send queue, fit.
+    std::size_t memory_budget = std::size_t{1} << 30;
+    /// How long a connection may stay paused by the budget, while its thread
+    /// is still over, before it is closed with 1013. Default 5 s.
+    std::chrono::milliseconds memory_budget_timeout = std::chrono::seconds{5};
     /// Whether `run()` turns SIGINT and SIGTERM into a graceful `stop()`.
     /// Default true; turn off when embedding in a program that owns signals.
     bool handle_signals = true;
@@ -278,6 +292,9 @@ inline void check_server_options(server_options const& options)
                          "only applies with tls set; for ws:// alone use port");
     if (options.plain_port && *options.plain_port != 0 && *options.plain_port == options.port)
         throw_bad_option(where, "plain_port", "must differ from port, which serves wss://");
+    if (options.memory_budget != 0 && options.memory_budget_timeout.count() <= 0)
+        throw_bad_option(where, "memory_budget_timeout",
+                         "must be positive (or set memory_budget to 0 for no budget)");
     if (!options.health_path.empty() && options.health_path.front() != '/')
         throw_bad_option(where, "health_path", "must start with '/' (or be empty to turn it off)");
 }

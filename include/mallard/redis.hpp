@@ -35,7 +35,10 @@ namespace mallard {
     are dropped, not replayed later, and counted (`server_stats::backplane_dropped`).
     The links reconnect with backoff (`reconnect_min` doubling to
     `reconnect_max`), resubscribe every group that still has local members,
-    and log the outage and how many publishes it cost. Publishes made before
+    and log the outage and how many publishes it cost. Each link PINGs
+    Redis every `ping_interval`; one that hears nothing for `ping_timeout`
+    after a PING is treated as broken (a stopped Redis, a vanished host).
+    Publishes made before
     the first connection succeeds wait for it (up to `max_buffered_bytes`).
 
     @par Example

@@ -43,6 +43,14 @@ struct redis_options {
     /// failure in a row, up to `reconnect_max`.
     std::chrono::milliseconds reconnect_min{100};
     std::chrono::milliseconds reconnect_max{2000};
+    /// Each link sends a PING this often; Redis answers every command in
+    /// order, so a link that has heard nothing since its PING for
+    /// `ping_timeout` is broken (Redis stopped, or a host gone without FIN or
+    /// RST, which TCP keepalive would notice only after minutes): it is
+    /// logged, cut and reconnected, and its waiting publishes are dropped
+    /// like those of any broken link.
+    std::chrono::milliseconds ping_interval{1000};
+    std::chrono::milliseconds ping_timeout{3000};
     /// Publishes waiting to be written to Redis, in bytes. A publish that
     /// would go beyond this (Redis slower than the publishers) is not carried
     /// to other servers, and counted as dropped.
@@ -120,6 +128,10 @@ inline void check_redis_options(redis_options const& options)
         fail("reconnect_min", "must be positive");
     if (options.reconnect_max < options.reconnect_min)
         fail("reconnect_max", "must be at least reconnect_min");
+    if (options.ping_interval <= std::chrono::milliseconds::zero())
+        fail("ping_interval", "must be positive");
+    if (options.ping_timeout <= std::chrono::milliseconds::zero())
+        fail("ping_timeout", "must be positive");
     if (options.max_buffered_bytes == 0)
         fail("max_buffered_bytes", "must be positive");
 }

@@ -24,6 +24,11 @@ struct server_stats {
     /// Publishes the backplane could not carry to other servers (they still
     /// reached this server's members): e.g. while Redis was unreachable.
     std::uint64_t backplane_dropped = 0;
+    /// Bytes the connections held at the memory budget's last look (a few
+    /// times a second; 0 without a budget): see `server_options::memory_budget`.
+    std::uint64_t memory_held = 0;
+    /// Connections whose reading the memory budget has paused, now.
+    std::uint64_t connections_paused = 0;
     /// Connections ended, by the close code in `on_close` (1006: no close frame).
     std::map<std::uint16_t, std::uint64_t> closes_by_code;
 

@@ -11,6 +11,11 @@ serving everyone else.
   up to 2,000,000 pings of 125 bytes; the server must stop reading from it
   (TCP pushes back) rather than hold every pong, so its memory stays within
   a few MiB (unbounded, it grew by ~250 MB), and another client is served.
+- Slow uploads against a memory budget: 128 clients each send all but the
+  last byte of a 1 MiB frame, slowly, to a server whose --memory-budget is
+  32 MiB; reading pauses on the largest holders and some are closed with
+  1013, the server's memory stays near the budget (unbounded it holds
+  ~128 MiB), and another client is served meanwhile.
 
 Usage: /usr/bin/python3 tests/clients/hostile_python.py path/to/mallard_echo
 """
@@ -19,6 +24,7 @@ import asyncio
 import base64
 import fcntl
 import os
+import select
 import socket
 import struct
 import subprocess
@@ -37,6 +43,12 @@ FLOOD_PINGS = 2_000_000
 # Growth allowed for the flood; unbounded it was ~250 MB. AddressSanitizer
 # keeps freed memory in quarantine (up to 256 MiB), so it gets more room.
 FLOOD_RSS_BOUND_KIB = (160 if SANITIZED else 64) * 1024
+MIB = 1024 * 1024
+BUDGET = 32 * MIB          # the budget server's --memory-budget
+UPLOADERS = 128            # each holding most of a 1 MiB frame: 128 MiB unbounded
+# Growth allowed over the budget: what the server reads between two of the
+# budget's looks (0.1 s apart), and the allocator's slack.
+BUDGET_RSS_BOUND_KIB = (160 if SANITIZED else 64) * 1024
 
 
 def rss_kib(pid):
@@ -133,6 +145,65 @@ def send_until_blocked(s, chunk, count, seconds=2.0):
     return sent
 
 
+def hold_partial_frames(port, count, frame_size, pid):
+    """Opens `count` connections; each sends the header of a binary frame of
+    `frame_size` bytes and then all of it but the last byte, 64 KiB at a
+    time round the connections with a pause between rounds (a slow upload),
+    until all is sent or nothing more goes for 2 s (the server paused them).
+    Returns the sockets, the bytes sent, and the server's largest RSS (KiB)
+    seen meanwhile."""
+    sockets = [raw_upgrade(port, "/ws/echo") for _ in range(count)]
+    header = struct.pack("!BBQ", 0x82, 0x80 | 127, frame_size) + bytes(4)
+    for s in sockets:
+        s.sendall(header)
+        s.setblocking(False)
+    part = frame_size - 1
+    chunk = b"x" * 65536
+    sent = [0] * count
+    peak = rss_kib(pid)
+    last_progress = time.monotonic()
+    while any(n < part for n in sent) and time.monotonic() - last_progress < 2.0:
+        for i, s in enumerate(sockets):
+            if sent[i] < part:
+                try:
+                    n = s.send(chunk[:part - sent[i]])
+                except BlockingIOError:
+                    continue
+                sent[i] += n
+                last_progress = time.monotonic()
+        peak = max(peak, rss_kib(pid))
+        time.sleep(0.02)  # the slow sender under test, not a wait for the server
+    return sockets, sum(sent), peak
+
+
+def close_codes(sockets, timeout):
+    """Reads what the server sends on each socket; waits until the first close
+    frame has arrived (at most `timeout` s), then one more second for others.
+    Returns the close codes seen, one per closed socket."""
+    codes = {}
+    received = {s: b"" for s in sockets}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        open_ = [s for s in sockets if s not in codes]
+        if not open_:
+            break
+        ready, _, _ = select.select(open_, [], [], max(0.0, deadline - time.monotonic()))
+        for s in ready:
+            try:
+                data = s.recv(65536)
+            except (BlockingIOError, ConnectionError):
+                data = b""
+            received[s] += data
+            frame = received[s]
+            if len(frame) >= 4 and frame[0] == 0x88:
+                codes[s] = struct.unpack("!H", frame[2:4])[0]
+            elif not data:
+                codes[s] = None  # closed without a close frame
+        if codes and deadline - time.monotonic() > 1.0:
+            deadline = time.monotonic() + 1.0
+    return list(codes.values())
+
+
 async def test(binary):
     server = Server(binary, "--threads", "1", capture_stderr=True, max_fds=SERVER_FD_LIMIT)
     sockets = []
@@ -189,6 +260,37 @@ async def test(binary):
             finally:
                 flooder.close()
 
+        async def memory_budget_bounds_slow_uploads():
+            budgeted = Server(binary, "--threads", "1", "--memory-budget", str(BUDGET),
+                              capture_stderr=True, label="budget")
+            await budgeted.start()
+            loop = asyncio.get_running_loop()
+            uploads = []
+            try:
+                before = rss_kib(budgeted.proc.pid)
+                uploads, sent, peak = await loop.run_in_executor(
+                    None, hold_partial_frames, budgeted.port, UPLOADERS, MIB,
+                    budgeted.proc.pid)
+                # Everyone else is still served.
+                async with connect(budgeted.base_url + "/ws/echo") as ws:
+                    await ws.send("still there?")
+                    reply = await asyncio.wait_for(ws.recv(), 5)
+                    check(reply == "You sent still there?", f"got {reply!r}")
+                codes = await loop.run_in_executor(None, close_codes, uploads, 20)
+                grown = max(peak, rss_kib(budgeted.proc.pid)) - before
+                print(f"memory budget: {UPLOADERS} slow uploads sent {sent // 1024} KiB; the "
+                      f"server grew by {grown} KiB at most (budget {BUDGET // 1024} KiB); "
+                      f"{codes.count(1013)} closed with 1013, other closes {sorted(set(codes) - {1013})}",
+                      flush=True)
+                check(codes.count(1013) >= 1, f"no upload was closed with 1013: {codes}")
+                check(set(codes) <= {1013}, f"uploads were closed otherwise: {codes}")
+                check(grown < BUDGET // 1024 + BUDGET_RSS_BOUND_KIB,
+                      f"the server grew by {grown} KiB against a budget of {BUDGET // 1024} KiB")
+            finally:
+                for s in uploads:
+                    s.close()
+                await budgeted.kill()
+
         steps = [
             (f"{CONNECTIONS} connections against {SERVER_FD_LIMIT} descriptors: "
              "accept failures logged about once a second", accept_failures_are_throttled),
@@ -203,6 +305,9 @@ async def test(binary):
             steps = []
         steps.append(("a pong flood from a client that never reads is not buffered",
                       pong_flood_is_bounded))
+        steps.append((f"{UPLOADERS} slow uploads of 1 MiB frames against a "
+                      f"{BUDGET // MIB} MiB memory budget: paused, some closed with 1013",
+                      memory_budget_bounds_slow_uploads))
         return await run_steps(NAME, steps)
     finally:
         for s in sockets:

@@ -7,6 +7,10 @@ What is tested:
     other rooms apart; a process does not deliver its own messages twice;
   - three processes publishing at once: every client sees each publisher's
     messages exactly once and in that publisher's order;
+  - Redis stopped (SIGSTOP) during traffic: both processes notice within
+    the PING timeout and log it, local delivery never stops, publishes made
+    meanwhile are dropped (not held until Redis wakes), and the links come
+    back after SIGCONT;
   - Redis killed and restarted during traffic: local delivery never stops,
     the link is restored and rooms resubscribed, messages published while
     Redis was down are dropped for other processes and never replayed, and
@@ -32,6 +36,7 @@ import random
 import re
 import resource
 import shutil
+import signal
 import socket
 import tempfile
 
@@ -154,6 +159,14 @@ class RedisServer:
             await self.proc.wait()
         if self._drain is not None:
             self._drain.cancel()
+
+    def pause(self):
+        """SIGSTOP: Redis keeps its sockets but answers nothing, as a hung host."""
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self):
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGCONT)
 
     async def cli(self, *command):
         """Runs one redis-cli command; returns its raw output."""
@@ -512,6 +525,63 @@ async def run(binary, directory):
 
             await asyncio.gather(shutdown(a_proc, [sender, local]), shutdown(b_proc, [remote]))
 
+    async def redis_stopped_during_traffic():
+        async with fixture() as fx:
+            redis = await fx.redis()
+            a_proc = await fx.chat("A", redis.url)
+            b_proc = await fx.chat("B", redis.url)
+            sender = await fx.client(a_proc, "frozen", "a_sender")
+            local = await fx.client(a_proc, "frozen", "a_local")
+            remote = await fx.client(b_proc, "frozen", "b_listener")
+            await redis.wait_numsub("frozen", 2)
+            loop = asyncio.get_running_loop()
+            counter = iter(range(1_000_000))
+
+            async def send(count):
+                numbers = [next(counter) for _ in range(count)]
+                await send_numbered(sender, "s", numbers)
+                return numbers
+
+            before = await send(RESTART_BATCH)
+            await remote.wait_texts("a_sender", "s", before)
+
+            redis.pause()
+            stopped = loop.time()
+            try:
+                # The default PING interval and timeout (1 s, 3 s): noticed
+                # within about 4 s, without any TCP error to go by.
+                await a_proc.wait_for_stderr(r"no reply from .* of a PING", LOG_TIMEOUT)
+                noticed = loop.time() - stopped
+                await b_proc.wait_for_stderr(r"no reply from .* of a PING", LOG_TIMEOUT)
+                print(f"  A noticed the stopped Redis after {noticed:.2f} s", flush=True)
+                dropped = await send(RESTART_BATCH)
+                await local.wait_texts("a_sender", "s", dropped) # local delivery goes on
+            finally:
+                redis.resume()
+            resumed = loop.time()
+
+            probes = []
+
+            async def probe_arrived():
+                probes.extend(await send(1))
+                return await remote.arrives(
+                    lambda: set(probes) & set(remote.numbers("a_sender", "s")), PROBE_INTERVAL)
+            await poll(probe_arrived, RECONNECT_TIMEOUT,
+                       lambda: f"no message from A reached B within {RECONNECT_TIMEOUT} s "
+                               f"of resuming Redis ({len(probes)} probes sent)")
+            print(f"  A -> B delivery back {loop.time() - resumed:.2f} s after SIGCONT",
+                  flush=True)
+            after = await send(RESTART_BATCH)
+            await remote.wait_texts("a_sender", "s", after)
+            got = remote.numbers("a_sender", "s")
+            held = sorted(set(dropped) & set(got))
+            check(not held, f"messages published after A noticed the stopped Redis reached B "
+                            f"once it woke up (held, not dropped): {held}")
+            check(got == sorted(set(got)), f"B's client got A's messages out of order or twice: "
+                                           f"{got[:60]}")
+            await a_proc.wait_for_stderr(r"restored after", LOG_TIMEOUT)
+            await asyncio.gather(shutdown(a_proc, [sender, local]), shutdown(b_proc, [remote]))
+
     async def thousand_groups_churn():
         rng = random.Random(1000)  # seeded, so that a failure can be replayed
         async with fixture() as fx:
@@ -703,6 +773,8 @@ async def run(binary, directory):
          two_processes_one_room, STEP_SECONDS),
         ("three processes publishing at once: each publisher's messages once each, in order",
          three_processes_order_per_publisher, STEP_SECONDS),
+        ("Redis stopped (SIGSTOP): noticed by PING within seconds, publishes dropped not held, "
+         "links back after SIGCONT", redis_stopped_during_traffic, STEP_SECONDS),
         ("Redis killed and restarted during traffic: local delivery goes on, the link comes "
          "back, nothing replayed, dropped publishes counted", redis_restart_during_traffic,
          STEP_SECONDS),

@@ -193,6 +193,42 @@ TEST_CASE("A short receive_timeout closes an idle connection with 1001", "[lifec
     REQUIRE(p.wait_for("close:receive timeout:1001:receive timeout"));
 }
 
+TEST_CASE("Frames sent in the same write as the upgrade request are read, small or large",
+          "[lifecycle]")
+{
+    probe p;
+    test::log_capture log;
+    test::running_server srv(test::test_options(log), probe_routes(p));
+    std::string const close_1000 = test::frame_header(0x8, 2) + std::string("\x03\xe8", 2);
+    SECTION("a message and a close")
+    {
+        test::raw_connection raw(srv.port());
+        raw.write(test::upgrade_request("/ws/probe") + test::frame_header(0x1, 5) + "hello" +
+                  close_1000);
+        auto [reply, closed] = raw.read_until_closed();
+        CHECK(reply.starts_with("HTTP/1.1 101"));
+        auto const echo = reply.find(std::string("\x81\x05hello", 7));
+        auto const close = reply.find(std::string("\x88\x02\x03\xe8", 4));
+        CHECK(echo != std::string::npos);
+        CHECK(close != std::string::npos);
+        CHECK(echo < close);
+        CHECK(closed);
+        REQUIRE(p.wait_for_prefix("close:"));
+        CHECK(*p.wait_for_prefix("close:") == "close:peer closed:1000");
+    }
+    SECTION("a 100 KB message")
+    {
+        test::raw_connection raw(srv.port());
+        std::string const big(100'000, 'a');
+        raw.write(test::upgrade_request("/ws/probe") + test::frame_header(0x1, big.size()) + big +
+                  close_1000);
+        auto [reply, closed] = raw.read_until_closed();
+        CHECK(reply.starts_with("HTTP/1.1 101"));
+        CHECK(reply.find(big) != std::string::npos);
+        CHECK(reply.find(std::string("\x88\x02\x03\xe8", 4)) != std::string::npos);
+    }
+}
+
 TEST_CASE("A slow upload is not idle: every frame of a message counts as activity",
           "[lifecycle][limits]")
 {
@@ -217,6 +253,45 @@ TEST_CASE("A slow upload is not idle: every frame of a message counts as activit
     REQUIRE(reply);
     CHECK(reply->data == expected);
     CHECK(p.count_prefix("close:") == 0);
+}
+
+TEST_CASE("Over the memory budget the largest holders pause, then close with 1013, others "
+          "are served", "[lifecycle][limits]")
+{
+    probe p;
+    test::log_capture log;
+    auto options = test::test_options(log, 1);
+    options.memory_budget = 1024 * 1024;
+    options.memory_budget_timeout = 300ms;
+    test::running_server srv(options, probe_routes(p));
+    // Two peers each send three quarters of a 1 MiB frame and stop there:
+    // 1.5 MiB held in all, over the budget.
+    std::vector<std::unique_ptr<test::raw_connection>> holders;
+    for (int i = 0; i < 2; ++i) {
+        auto raw = std::make_unique<test::raw_connection>(srv.port());
+        raw->write(test::upgrade_request("/ws/probe"));
+        REQUIRE(raw->read_until("\r\n\r\n").starts_with("HTTP/1.1 101"));
+        raw->write(test::frame_header(0x2, 1024 * 1024) + std::string(768 * 1024, 'x'));
+        holders.push_back(std::move(raw));
+    }
+    REQUIRE(p.wait_for("close:memory budget:1013:memory budget", 1, 10s));
+    // One of them covers the excess: the other one is left to read on.
+    CHECK(p.count_prefix("close:") == 1);
+    // A well-behaved client is served.
+    mallard::testing::client c{srv.port(), "/ws/probe"};
+    c.send_text("hello");
+    auto const reply = c.receive(5s);
+    REQUIRE(reply);
+    CHECK(reply->data == "hello");
+    // Once the closed one is gone, the other reads again (the budget looks
+    // ten times a second; stats are what there is to watch).
+    auto const deadline = std::chrono::steady_clock::now() + 5s;
+    while (srv.get().stats().connections_paused != 0 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(10ms);
+    auto const stats = srv.get().stats();
+    CHECK(stats.connections_paused == 0);
+    CHECK(stats.closes_by_code.at(1013) == 1);
+    CHECK(stats.memory_held >= 768 * 1024); // the other peer's part of a message counts
 }
 
 TEST_CASE("A frame one byte over max_frame_size closes with 1009", "[lifecycle][limits]")

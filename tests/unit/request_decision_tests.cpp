@@ -107,7 +107,7 @@ TEST_CASE("A plain GET on a WebSocket route gets 426 naming websocket", "[http]"
     CHECK(reply.response[http::field::sec_websocket_version] == "13");
 }
 
-TEST_CASE("An origin the route does not allow gets 403; an allowed one or none passes",
+TEST_CASE("An origin the route does not allow gets 403, an allowed one or none passes",
           "[http]")
 {
     auto state = make_state();
@@ -121,7 +121,7 @@ TEST_CASE("An origin the route does not allow gets 403; an allowed one or none p
     CHECK(std::holds_alternative<upgrade_plan>(decide_request(req, *state, false)));
 }
 
-TEST_CASE("Headers over max_request_bytes get 431; bytes that are not HTTP get 400", "[http]")
+TEST_CASE("Headers over max_request_bytes get 431, bytes that are not HTTP get 400", "[http]")
 {
     using mallard::detail::reply_to_read_error;
     auto const too_large = reply_to_read_error(http::error::header_limit);
@@ -153,7 +153,7 @@ TEST_CASE("A bad request target or no common required subprotocol gets 400", "[h
     }
 }
 
-TEST_CASE("An upgrade while the server stops gets 503; a factory that throws, 500", "[http]")
+TEST_CASE("An upgrade while the server stops gets 503, a factory that throws, 500", "[http]")
 {
     auto state = make_state();
     CHECK(reply_of(decide_request(upgrade_request("/ws/chat/lobby"), *state, true))
@@ -209,7 +209,7 @@ TEST_CASE("The health path answers 200 ok and keeps the connection", "[http]")
           http::status::not_found);
 }
 
-TEST_CASE("The user's http_handler answers first; when it throws the client gets 500",
+TEST_CASE("The user's http_handler answers first, when it throws the client gets 500",
           "[http]")
 {
     mallard::server_options options;

@@ -319,6 +319,27 @@ TEST_CASE("clear_waiting keeps the message in flight", "[send_queue]")
     CHECK_FALSE(q.has_waiting());
 }
 
+TEST_CASE("departed() counts messages taken, dropped or cleared, in order", "[send_queue]")
+{
+    send_queue q(10, mallard::slow_consumer_policy::drop_oldest);
+    CHECK(q.queued() == 0);
+    CHECK(q.departed() == 0);
+    REQUIRE(q.push(text("aaaa")) == send_queue::push_result::queued);
+    REQUIRE(q.push(text("bbbb")) == send_queue::push_result::queued);
+    CHECK(q.queued() == 2);
+    CHECK(q.departed() == 0);
+    (void)q.begin_write(); // "aaaa" taken: in flight still counts as departed
+    CHECK(q.departed() == 1);
+    REQUIRE(q.push(text("cccc")) == send_queue::push_result::queued); // drops "bbbb"
+    CHECK(q.queued() == 3);
+    CHECK(q.departed() == 2);
+    REQUIRE(q.push(text("d")) == send_queue::push_result::queued);
+    q.clear_waiting();
+    CHECK(q.departed() == q.queued());
+    q.end_write();
+    CHECK(q.departed() == 4);
+}
+
 TEST_CASE("Only RFC 6455 sendable close codes may be sent", "[close]")
 {
     using mallard::close_code;
@@ -397,6 +418,22 @@ TEST_CASE("A bad Redis URL is refused, naming its bad part", "[redis]")
     CHECK_THAT(refused("redis://user@h"), Contains("password"));
     CHECK_THAT(refused("redis://h?timeout=1"), Contains("query"));
     CHECK_THAT(refused("not a url"), Contains("not a URL"));
+}
+
+TEST_CASE("Redis options that cannot work are refused, naming the field", "[redis][setup]")
+{
+    using namespace std::chrono_literals;
+    mallard::redis_options options;
+    CHECK_NOTHROW(mallard::detail::check_redis_options(options));
+    CHECK(options.ping_interval == 1000ms);
+    CHECK(options.ping_timeout == 3000ms);
+    options.ping_interval = 0ms;
+    CHECK_THROWS_WITH(mallard::detail::check_redis_options(options),
+                      Contains("ping_interval must be positive"));
+    options.ping_interval = 1000ms;
+    options.ping_timeout = -1ms;
+    CHECK_THROWS_WITH(mallard::detail::check_redis_options(options),
+                      Contains("ping_timeout must be positive"));
 }
 
 TEST_CASE("A group message survives its Redis envelope byte for byte", "[redis]")

@@ -44,6 +44,17 @@
 
 namespace mallard::detail {
 
+/// Asked by a coalescing_stream before each read whether to pause instead
+/// (the memory budget), and told what each read brought.
+class read_pacer {
+public:
+    virtual bool pause_before_read() = 0;
+    virtual void read_done(std::size_t bytes) noexcept = 0;
+
+protected:
+    ~read_pacer() = default;
+};
+
 template <class NextLayer>
 class coalescing_stream {
 public:
@@ -66,6 +77,22 @@ public:
     /// Bytes read from the peer so far: any of them, a frame's middle too,
     /// is a sign of life for the receive timeout.
     std::uint64_t bytes_read() const noexcept { return bytes_read_; }
+
+    /// Reads wait from now on, until `resume_reading`: Beast then reads
+    /// nothing more from the peer, and TCP pushes back on it.
+    void pause_reading() noexcept { reads_paused_ = true; }
+    void resume_reading()
+    {
+        reads_paused_ = false;
+        if (resumed_)
+            resumed_->cancel();
+    }
+    bool reading_paused() const noexcept { return reads_paused_; }
+    /// `pacer` is asked before every read from now on (null: never).
+    void pace_reads(read_pacer* pacer) noexcept { pacer_ = pacer; }
+
+    /// Bytes held for writing: gathered, and being sent by a flush.
+    std::size_t buffered_bytes() const noexcept { return held_.size() + in_flight_.size(); }
 
     /// Writes from now on are held until `async_flush`.
     void cork() noexcept { corked_ = true; }
@@ -178,6 +205,7 @@ private:
         }
     };
 
+    // Waits while reading is paused (each resume wakes it), then reads.
     template <class MutableBuffers>
     struct read_op {
         coalescing_stream& stream;
@@ -188,12 +216,22 @@ private:
         void operator()(Self& self, error_code ec = {}, std::size_t n = 0)
         {
             if (!started) {
+                auto& s = stream;
+                if (!s.reads_paused_ && s.pacer_ && s.pacer_->pause_before_read())
+                    s.reads_paused_ = true;
+                if (s.reads_paused_) {
+                    if (!s.resumed_)
+                        s.resumed_.emplace(s.get_executor(), net::steady_timer::time_point::max());
+                    return s.resumed_->async_wait(std::move(self));
+                }
                 started = true;
                 ++stream.reads_in_flight_;
                 return stream.next_.async_read_some(buffers, std::move(self));
             }
             --stream.reads_in_flight_;
             stream.bytes_read_ += n;
+            if (stream.pacer_)
+                stream.pacer_->read_done(n);
             self.complete(ec, n);
         }
     };
@@ -275,6 +313,9 @@ private:
     std::string held_;      // written while corked or flushing, not yet sent
     std::string in_flight_; // being sent by a flush
     std::optional<net::steady_timer> flushed_; // wakes a flush waiting for another
+    std::optional<net::steady_timer> resumed_; // wakes a read waiting while paused
+    bool reads_paused_ = false;
+    read_pacer* pacer_ = nullptr;
     error_code failed_;
     unsigned reads_in_flight_ = 0;
     std::uint64_t bytes_read_ = 0;

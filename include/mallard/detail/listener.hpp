@@ -21,6 +21,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/file_body.hpp>
@@ -126,7 +127,8 @@ task<void> serve_http(Stream stream, server_state& server, worker& w)
         // connection is open. co_spawn starts it before returning.
         net::co_spawn(w.loop(),
                       connection->run(std::move(upgrade), std::move(plan.request),
-                                      std::move(plan.subprotocol)),
+                                      std::move(plan.subprotocol),
+                                      beast::buffers_to_string(buffer.data())),
                       [&log](std::exception_ptr e) {
                           if (e)
                               log.write(log_level::error, log_category::diagnostic,

@@ -68,6 +68,7 @@ public:
             head_ = 0;
         }
         messages_.push_back(std::move(message));
+        ++queued_;
         return push_result::queued;
     }
 
@@ -121,6 +122,12 @@ public:
     {
         return messages_.size() - head_ + (in_flight_ ? 1u : 0u);
     }
+    /// Messages queued so far (`push` returned `queued`).
+    std::uint64_t queued() const noexcept { return queued_; }
+    /// Of those, how many no longer wait: taken to be written, dropped or
+    /// cleared. `departed() >= n` once the first n queued messages all left
+    /// (pings aside, messages leave in order).
+    std::uint64_t departed() const noexcept { return queued_ - (messages_.size() - head_); }
     /// Messages discarded by the policy so far.
     std::uint64_t dropped() const noexcept { return dropped_; }
 
@@ -158,6 +165,7 @@ private:
     std::size_t max_bytes_;
     slow_consumer_policy policy_;
     std::uint64_t dropped_ = 0;
+    std::uint64_t queued_ = 0;
     std::optional<outbound_message> in_flight_;
 
     // A few buffers of written messages, none large: an idle connection

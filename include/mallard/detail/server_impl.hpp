@@ -24,6 +24,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <deque>
@@ -50,8 +51,12 @@ public:
         state_ = std::make_unique<server_state>();
         state_->options = std::move(options);
         state_->routes = std::move(routes);
-        for (unsigned i = 0; i < state_->options.threads; ++i)
+        for (unsigned i = 0; i < state_->options.threads; ++i) {
             workers_.push_back(std::make_unique<worker>(i));
+            if (auto const budget = state_->options.memory_budget; budget != 0)
+                workers_.back()->watch_memory(std::max<std::size_t>(budget / state_->options.threads, 1),
+                                              state_->options.memory_budget_timeout);
+        }
         auto carrier = state_->options.backplane;
         if (!carrier)
             carrier = std::make_shared<in_process_backplane>();
@@ -117,6 +122,8 @@ public:
         for (auto const& w : workers_) {
             w->stats().add_to(total);
             total.connections_open += w->open_connections();
+            total.memory_held += w->memory_held();
+            total.connections_paused += w->connections_paused();
         }
         total.backplane_dropped = fanout_->backplane_dropped();
         return total;

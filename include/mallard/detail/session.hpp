@@ -45,7 +45,7 @@
 namespace mallard::detail {
 
 template <class Stream>
-class session final : public session_base {
+class session final : public session_base, private read_pacer {
 public:
     session(Stream stream, std::unique_ptr<websocket_view> view, connection_limits const& limits,
             logger const& log, std::uint64_t id, worker& owner, session_services services,
@@ -56,6 +56,7 @@ public:
         , worker_(owner)
         , timer_(owner.loop().get_executor())
         , beside_ended_(owner.loop().get_executor())
+        , handed_over_(owner.loop().get_executor())
         , close_timeout_(handshake_timeout)
     {
         view_access::attach(*view_, this);
@@ -83,14 +84,19 @@ public:
         ws_.control_callback([this](websocket::frame_type, beast::string_view) {
             last_activity_ = clock::now();
         });
+        if (owner.memory_budgeted())
+            ws_.next_layer().pace_reads(this);
     }
 
     /// Asks the view, completes the opening handshake and runs the
-    /// connection to its end.
+    /// connection to its end. `already_read` is what the client sent right
+    /// behind the upgrade request (its first frames), read with it.
     task<void> run(http::request<http::empty_body> upgrade, mallard::request req,
-                   std::string subprotocol)
+                   std::string subprotocol, std::string already_read)
     {
         auto self = shared_from_this();
+        if (!already_read.empty())
+            ws_.next_layer().next_layer().unread(std::move(already_read));
         request_ = std::move(req);
         subprotocol_ = std::move(subprotocol);
         handshake_registration registration{worker_, &beast::get_lowest_layer(ws_)};
@@ -170,6 +176,28 @@ public:
     {
         error_code ignored;
         beast::get_lowest_layer(ws_).socket().close(ignored);
+        ws_.next_layer().resume_reading(); // a read paused by the budget fails now
+    }
+
+    std::size_t held_bytes() const noexcept override
+    {
+        return buffer_.size() + queue_.bytes() + ws_.next_layer().buffered_bytes();
+    }
+
+    // read_pacer: between two of the memory budget's looks, a connection
+    // holding much asks before each read whether its thread is over.
+    bool pause_before_read() override
+    {
+        return !close_request_ && !ended_ && worker_.pause_before_read(this, held_bytes());
+    }
+    void read_done(std::size_t bytes) noexcept override { worker_.count_read(bytes); }
+
+    void pause_reading(bool paused) override
+    {
+        if (paused && !close_request_ && !ended_)
+            ws_.next_layer().pause_reading();
+        else
+            ws_.next_layer().resume_reading();
     }
 
 private:
@@ -254,6 +282,8 @@ private:
     task<close_reason> read_loop()
     {
         for (;;) {
+            if (close_request_)
+                co_return co_await finish_close();
             last_activity_ = clock::now();
             reading_ = true;
             auto [ec, size] = co_await ws_.async_read(buffer_, use_tuple);
@@ -280,16 +310,53 @@ private:
             buffer_.consume(buffer_.size());
             if (buffer_.capacity() > retained_buffer_bytes)
                 buffer_.shrink_to_fit(); // one large message must not pin its memory
+            if (queue_.departed() < queue_.queued())
+                co_await hand_over_replies(queue_.queued());
         }
+    }
+
+    // Waits until the writer has taken the first `queued` messages to Beast.
+    // The next read may fail on a frame the peer sent right behind this
+    // message (a reserved opcode, say): Beast then writes its close frame at
+    // once, and a reply still waiting in our queue would be lost behind it.
+    // Once the writer's write is in flight, Beast's close waits for it.
+    task<void> hand_over_replies(std::uint64_t queued)
+    {
+        while (queue_.departed() < queued && !writer_finished_) {
+            reader_waiting_ = true;
+            co_await handed_over_.wait();
+            reader_waiting_ = false;
+        }
+    }
+
+    void wake_reader()
+    {
+        if (reader_waiting_)
+            handed_over_.notify();
+    }
+
+    // Once a close is requested the reader starts no new read: the writer's
+    // async_close reads up to the peer's close frame itself. A read of ours
+    // started beside it could find a bad frame already buffered; Beast 1.81
+    // then deadlocks (the close holds the write lock waiting for the read
+    // lock, the read holds the read lock waiting for the write lock) until
+    // the close deadline cuts the socket.
+    task<close_reason> finish_close()
+    {
+        while (!writer_finished_)
+            co_await beside_ended_.wait();
+        co_return classify(writer_error_);
     }
 
     task<void> write_loop()
     {
         auto& out = ws_.next_layer();
         while (!ended_) {
+            wake_reader();
             if (queue_.has_waiting()) {
                 sending_ = true;
                 auto const& message = queue_.begin_write();
+                wake_reader();
                 if (message.bytes().size() <= coalesced_message_bytes &&
                     (queue_.has_waiting() || !out.waiting_for_peer()))
                     out.cork(); // more replies are coming: send them together
@@ -314,8 +381,10 @@ private:
                     std::tie(ec) = co_await out.async_flush(use_tuple);
                     ++writes_done_;
                 }
-                if (ec)
-                    break; // the read loop sees the same failure and ends the connection
+                if (ec) {
+                    writer_error_ = ec; // the read loop sees the same failure, or a close waits
+                    break;
+                }
                 continue;
             }
             if (out.corked()) {
@@ -326,13 +395,15 @@ private:
                     continue;
                 auto [ec] = co_await out.async_flush(use_tuple);
                 ++writes_done_;
-                if (ec)
+                if (ec) {
+                    writer_error_ = ec;
                     break;
+                }
                 continue;
             }
             if (close_request_) {
                 auto const& request = *close_request_;
-                co_await ws_.async_close(
+                std::tie(writer_error_) = co_await ws_.async_close(
                     websocket::close_reason(static_cast<websocket::close_code>(request.code),
                                             request.reason),
                     use_tuple);
@@ -343,12 +414,16 @@ private:
         }
         if (out.corked())
             co_await out.async_flush(use_tuple); // a failed write left bytes held
+        writer_finished_ = true; // start_beside's completion wakes finish_close
+        wake_reader();
     }
 
     void close_requested() override
     {
         close_deadline_ = clock::now() + close_timeout_;
         timer_.cancel(); // the timer loop now waits for the close deadline
+        wake_reader();   // the request may have cleared what it waits for
+        ws_.next_layer().resume_reading(); // the peer's close frame is owed
     }
 
     // Wakes for the receive timeout, the send timeout, the next ping, and,
@@ -501,6 +576,10 @@ private:
     beast::flat_buffer buffer_;
     net::steady_timer timer_;
     event beside_ended_; // write_loop or timer_loop has finished
+    event handed_over_;  // the writer took a message (see hand_over_replies)
+    bool reader_waiting_ = false;
+    bool writer_finished_ = false;
+    error_code writer_error_; // what ended the writer: its close, or a failed write
     unsigned running_beside_ = 0;
     std::chrono::milliseconds close_timeout_;
     clock::time_point close_deadline_;

@@ -99,6 +99,14 @@ public:
     /// shutdown grace period or never finishes its closing handshake.
     virtual void abort() = 0;
 
+    /// This thread: the bytes this connection holds for the memory budget
+    /// (see detail/memory_budget.hpp).
+    virtual std::size_t held_bytes() const noexcept = 0;
+
+    /// This thread: stops or restarts reading from the peer (the memory
+    /// budget). A close request reads again: the peer's close frame is owed.
+    virtual void pause_reading(bool paused) = 0;
+
     executor_type const& executor() const noexcept { return executor_; }
     connection_limits const& limits() const noexcept { return limits_; }
     mallard::request const& request() const noexcept { return request_; }
@@ -206,7 +214,7 @@ protected:
         close_request_ = close_request{code, std::move(reason), cause};
         closing_.store(true, std::memory_order_release);
         if (cause == close_cause::slow_consumer || cause == close_cause::shutdown ||
-            cause == close_cause::send_timeout)
+            cause == close_cause::send_timeout || cause == close_cause::memory_budget)
             queue_.clear_waiting(); // the backlog is the problem: do not wait for it
         writer_wakeup_.notify();
         drained_.notify();

@@ -9,6 +9,7 @@
 
 #include <mallard/close_reason.hpp>
 #include <mallard/detail/config.hpp>
+#include <mallard/detail/memory_budget.hpp>
 #include <mallard/detail/session_base.hpp>
 #include <mallard/detail/stats_counters.hpp>
 #include <mallard/detail/tcp_stream.hpp>
@@ -41,6 +42,7 @@ public:
         , loop_(std::make_unique<net::io_context>(1))
         , guard_(std::in_place, loop_->get_executor())
         , shutdown_timer_(std::in_place, *loop_)
+        , memory_timer_(std::in_place, *loop_)
     {
     }
 
@@ -51,6 +53,7 @@ public:
     {
         tearing_down_ = true;
         shutdown_timer_.reset();
+        memory_timer_.reset();
         guard_.reset();
         loop_.reset();
     }
@@ -75,6 +78,41 @@ public:
     std::size_t open_connections() const noexcept
     {
         return open_count_.load(std::memory_order_relaxed);
+    }
+
+    /// Bytes the connections held at the memory budget's last look, and how
+    /// many of them it has paused; any thread.
+    std::size_t memory_held() const noexcept { return memory_held_.load(std::memory_order_relaxed); }
+    std::size_t connections_paused() const noexcept
+    {
+        return paused_count_.load(std::memory_order_relaxed);
+    }
+
+    /// Whether a memory budget is kept (`watch_memory` was called).
+    bool memory_budgeted() const noexcept { return memory_share_ != 0; }
+
+    /// This thread, before a read of `s`, which holds `held` bytes: whether
+    /// it must pause instead, the thread being over its share by the count
+    /// of bytes read since the last look. Pausing is recorded.
+    bool pause_before_read(session_base* s, std::size_t held)
+    {
+        if (held_estimate_ <= memory_share_ || held < memory_pause_floor)
+            return false;
+        paused_.emplace(s, std::chrono::steady_clock::now());
+        paused_count_.store(paused_.size(), std::memory_order_relaxed);
+        return true;
+    }
+
+    /// This thread: a connection read `bytes`; counted until the next look.
+    void count_read(std::size_t bytes) noexcept { held_estimate_ += bytes; }
+
+    /// Before the loop runs: holds this thread's connections to `share`
+    /// bytes (see detail/memory_budget.hpp), looking every memory_look_interval.
+    void watch_memory(std::size_t share, std::chrono::milliseconds timeout)
+    {
+        memory_share_ = share;
+        memory_timeout_ = timeout;
+        schedule_memory_look();
     }
 
     /// Whether the server is stopping; this thread.
@@ -114,6 +152,7 @@ public:
     void finished(session_base* s)
     {
         sessions_.erase(s);
+        paused_.erase(s);
         maybe_finish();
     }
 
@@ -125,6 +164,7 @@ public:
     void shut_down(std::chrono::milliseconds grace, std::function<void()> hung)
     {
         stopping_ = true;
+        memory_timer_->cancel(); // a pending look would keep the loop running
         for (auto* session : std::vector(sessions_.begin(), sessions_.end()))
             session->close(close_code::going_away, "server shutdown", close_cause::shutdown);
         for (auto* stream : handshakes_)
@@ -147,6 +187,53 @@ public:
     }
 
 private:
+    // Ten looks a second, each visiting every connection of the thread:
+    // between two looks, connections can go over by what they read meanwhile.
+    static constexpr std::chrono::milliseconds memory_look_interval{100};
+
+    void schedule_memory_look()
+    {
+        memory_timer_->expires_after(memory_look_interval);
+        memory_timer_->async_wait([this](error_code ec) {
+            if (ec || stopping_)
+                return;
+            look_at_memory();
+            schedule_memory_look();
+        });
+    }
+
+    void look_at_memory()
+    {
+        std::vector<session_base*> sessions(sessions_.begin(), sessions_.end());
+        std::vector<memory_holder> holders;
+        holders.reserve(sessions.size());
+        for (auto* s : sessions) {
+            auto const paused = paused_.find(s);
+            holders.push_back({s->held_bytes(), paused != paused_.end(), !s->is_open(),
+                               paused != paused_.end() ? paused->second
+                                                       : std::chrono::steady_clock::time_point{}});
+        }
+        auto const now = std::chrono::steady_clock::now();
+        auto const actions =
+            decide_memory(holders, memory_share_, memory_pause_floor, now, memory_timeout_);
+        for (auto const i : actions.pause) {
+            sessions[i]->pause_reading(true);
+            paused_.emplace(sessions[i], now);
+        }
+        for (auto const i : actions.resume) {
+            sessions[i]->pause_reading(false);
+            paused_.erase(sessions[i]);
+        }
+        for (auto const i : actions.close) {
+            paused_.erase(sessions[i]);
+            sessions[i]->close(close_code::try_again_later, "memory budget",
+                               close_cause::memory_budget); // reads again, for the close
+        }
+        held_estimate_ = actions.total;
+        memory_held_.store(actions.total, std::memory_order_relaxed);
+        paused_count_.store(paused_.size(), std::memory_order_relaxed);
+    }
+
     // Ends the loop once the server is stopping and nothing is left on it.
     void maybe_finish()
     {
@@ -165,6 +252,13 @@ private:
     std::optional<net::executor_work_guard<executor_type>> guard_;
     // Bounds the shutdown: the grace period, then a last one for on_close.
     std::optional<net::steady_timer> shutdown_timer_;
+    std::optional<net::steady_timer> memory_timer_; // the memory budget's next look
+    std::size_t memory_share_ = 0;
+    std::size_t held_estimate_ = 0; // the last look's total plus bytes read since
+    std::chrono::milliseconds memory_timeout_{0};
+    std::unordered_map<session_base*, std::chrono::steady_clock::time_point> paused_; // since
+    std::atomic<std::size_t> memory_held_{0};
+    std::atomic<std::size_t> paused_count_{0};
     std::unordered_set<session_base*> sessions_;
     std::unordered_set<tcp_stream*> handshakes_;
     group_members groups_;

@@ -10,12 +10,17 @@
 // with BFINAL set (see frame_inflater.hpp). Writes always pass through:
 // Beast still compresses what we send.
 //
+// It also hands Beast the bytes the HTTP parser read past the upgrade request
+// (a client may send its first frames right behind it): reads return those
+// before anything from the next layer.
+//
 // Beast finds the teardown below by argument-dependent lookup; it forwards
 // to the next layer's own (detail::tcp_stream's, or Beast's for TLS).
 
 #include <mallard/detail/config.hpp>
 #include <mallard/detail/deflate/frame_inflater.hpp>
 
+#include <boost/asio/append.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/compose.hpp>
@@ -25,6 +30,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <string>
 #include <utility>
 
 namespace mallard::detail {
@@ -45,6 +51,14 @@ public:
     /// Call once, after the 101 that agreed to permessage-deflate, before
     /// Beast reads a frame.
     void inflate_messages() { inflater_ = std::make_unique<frame_inflater>(); }
+
+    /// Bytes already read from the next layer (past the upgrade request),
+    /// to be read again before anything new. Call before the first read.
+    void unread(std::string bytes)
+    {
+        already_read_ = std::move(bytes);
+        already_read_at_ = 0;
+    }
 
     template <class MutableBufferSequence, class ReadHandler>
     auto async_read_some(MutableBufferSequence const& buffers, ReadHandler&& handler)
@@ -77,8 +91,27 @@ private:
     // Nothing of ours left for Beast: read straight from the next layer.
     bool passing_through() const noexcept
     {
-        return !inflater_ || (inflater_->stopped() && !inflater_->error() &&
-                              inflater_->output().size() == 0 && !read_error_);
+        return !has_already_read() &&
+               (!inflater_ || (inflater_->stopped() && !inflater_->error() &&
+                               inflater_->output().size() == 0 && !read_error_));
+    }
+
+    bool has_already_read() const noexcept { return already_read_at_ < already_read_.size(); }
+
+    // Reads from the next layer into `into`, or from the bytes already read
+    // while there are any (completing through the executor, as a read would).
+    template <class Buffers, class Self>
+    void read_next(Buffers const& into, Self&& self)
+    {
+        if (!has_already_read())
+            return next_.async_read_some(into, std::forward<Self>(self));
+        auto const copied = net::buffer_copy(
+            into, net::buffer(already_read_.data() + already_read_at_,
+                              already_read_.size() - already_read_at_));
+        already_read_at_ += copied;
+        if (!has_already_read())
+            std::string().swap(already_read_);
+        net::post(net::append(std::forward<Self>(self), error_code{}, copied));
     }
 
     struct initiate_read {
@@ -97,7 +130,8 @@ private:
 
     // Reads from the next layer into the inflater until it has something
     // for Beast (frames, or the error to fail the read with), then copies
-    // that into Beast's buffers.
+    // that into Beast's buffers. Without an inflater it only hands Beast the
+    // bytes already read.
     template <class Buffers>
     struct read_op {
         inflating_stream& stream;
@@ -107,9 +141,13 @@ private:
         template <class Self>
         void operator()(Self& self, error_code ec = {}, std::size_t size = 0)
         {
-            auto& inflater = *stream.inflater_;
             if (at == state::reading_through)
                 return self.complete(ec, size);
+            if (!stream.inflater_) {
+                at = state::reading_through;
+                return stream.read_next(buffers, std::move(self));
+            }
+            auto& inflater = *stream.inflater_;
             if (at == state::reading_input) {
                 inflater.commit_input(size);
                 stream.read_error_ = ec; // delivered after the frames read with it
@@ -121,10 +159,10 @@ private:
             if (!ready) {
                 if (inflater.stopped()) { // the rest goes to Beast untouched
                     at = state::reading_through;
-                    return stream.next_.async_read_some(buffers, std::move(self));
+                    return stream.read_next(buffers, std::move(self));
                 }
                 at = state::reading_input;
-                return stream.next_.async_read_some(inflater.input_space(), std::move(self));
+                return stream.read_next(inflater.input_space(), std::move(self));
             }
             if (at == state::starting) { // never complete inside the initiating call
                 at = state::posted;
@@ -144,6 +182,8 @@ private:
     NextLayer next_;
     std::unique_ptr<frame_inflater> inflater_; // null while off
     error_code read_error_;                    // the next layer's, not yet delivered
+    std::string already_read_;                 // see unread()
+    std::size_t already_read_at_ = 0;
 };
 
 } // namespace mallard::detail

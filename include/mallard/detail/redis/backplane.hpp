@@ -108,6 +108,7 @@ public:
                 if ((*l)->connection)
                     (*l)->connection->close();
                 (*l)->wake.cancel();
+                (*l)->health.cancel();
             }
         });
     }
@@ -125,7 +126,7 @@ private:
     // only on the executor.
     struct link {
         link(net::any_io_executor executor, link_role r)
-            : role(r), wake(executor), writer_ended(executor)
+            : role(r), wake(executor), helper_ended(executor), health(executor)
         {
         }
 
@@ -135,8 +136,11 @@ private:
         std::string outbox;         // whole commands, written in one go
         std::size_t outbox_publishes = 0;
         net::steady_timer wake;     // a signal: cancelled when outbox fills; also the backoff
-        net::steady_timer writer_ended; // a signal: cancelled when the writer ends
-        bool writer_running = false;
+        net::steady_timer helper_ended; // a signal: cancelled when the writer or the watch ends
+        unsigned helpers_running = 0;   // write_outbox and watch_replies
+        net::steady_timer health;       // the next look of watch_replies
+        std::chrono::steady_clock::time_point heard; // the last reply read
+        std::optional<std::chrono::steady_clock::time_point> ping_sent; // unanswered since
         std::string failure;        // why the link broke, as the first side saw it
     };
 
@@ -327,12 +331,34 @@ private:
     }
 
     // Reads what Redis sends while a writer of its own writes what the
-    // link's outbox collects, until either fails; then waits for the writer
-    // to end, so the connection can be replaced.
+    // link's outbox collects and a watch PINGs, until one of them fails;
+    // then waits for the other two to end, so the connection can be replaced.
     task<void> serve(link& l)
     {
-        l.writer_running = true;
-        net::co_spawn(host_.executor, write_outbox(l), [&l](std::exception_ptr failure) {
+        l.heard = std::chrono::steady_clock::now();
+        l.ping_sent.reset();
+        run_helper(l, write_outbox(l));
+        run_helper(l, watch_replies(l));
+        try {
+            co_await read_replies(l);
+        } catch (std::exception const& e) {
+            if (l.failure.empty())
+                l.failure = e.what();
+        }
+        l.connection->close(); // ends the writer and the watch
+        l.wake.cancel();
+        l.health.cancel();
+        while (l.helpers_running != 0) {
+            l.helper_ended.expires_at(net::steady_timer::time_point::max());
+            co_await l.helper_ended.async_wait(detail::use_tuple);
+        }
+        throw detail::redis_error(std::exchange(l.failure, {}));
+    }
+
+    void run_helper(link& l, task<void> helper)
+    {
+        ++l.helpers_running;
+        net::co_spawn(host_.executor, std::move(helper), [&l](std::exception_ptr failure) {
             if (failure && l.failure.empty()) {
                 try {
                     std::rethrow_exception(failure);
@@ -340,23 +366,40 @@ private:
                     l.failure = e.what();
                 }
             }
-            l.writer_running = false;
+            --l.helpers_running;
             l.connection->close(); // ends the reader
-            l.writer_ended.cancel();
+            l.helper_ended.cancel();
         });
-        try {
-            co_await read_replies(l);
-        } catch (std::exception const& e) {
-            if (l.failure.empty())
-                l.failure = e.what();
+    }
+
+    // Every ping_interval: a link with a PING unanswered for ping_timeout
+    // (nothing read since it was queued) fails; otherwise a PING is queued
+    // unless one is still on its way.
+    task<void> watch_replies(link& l)
+    {
+        while (l.connection->is_open()) {
+            l.health.expires_after(options_.ping_interval);
+            co_await l.health.async_wait(detail::use_tuple);
+            if (!l.connection->is_open())
+                break;
+            auto const now = std::chrono::steady_clock::now();
+            if (l.ping_sent && l.heard < *l.ping_sent) {
+                if (now - *l.ping_sent >= options_.ping_timeout)
+                    throw detail::redis_error("no reply from " + l.connection->where() +
+                                              " within " + seconds_text(options_.ping_timeout) +
+                                              " s of a PING");
+                continue;
+            }
+            queue_ping(l, now);
         }
-        l.connection->close(); // ends the writer
+    }
+
+    // (Not in the coroutine: g++ 12 miscompiles braced lists in coroutines.)
+    static void queue_ping(link& l, std::chrono::steady_clock::time_point now)
+    {
+        detail::append_redis_command(l.outbox, {"PING"});
+        l.ping_sent = now;
         l.wake.cancel();
-        while (l.writer_running) {
-            l.writer_ended.expires_at(net::steady_timer::time_point::max());
-            co_await l.writer_ended.async_wait(detail::use_tuple);
-        }
-        throw detail::redis_error(std::exchange(l.failure, {}));
     }
 
     task<void> write_outbox(link& l)
@@ -379,6 +422,7 @@ private:
     {
         for (;;) {
             auto reply = co_await l.connection->read();
+            l.heard = std::chrono::steady_clock::now();
             if (reply->type == REDIS_REPLY_ERROR)
                 log(log_level::error, l.connection->where() + " answered an error: " +
                                           std::string(detail::reply_text(*reply)));
