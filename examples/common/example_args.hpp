@@ -5,13 +5,18 @@
 //   --memory-budget BYTES (server_options::memory_budget; 0 = none)
 // plus each example's own flags and valued options. On success the example
 // prints "listening on ws://ADDRESS:PORT" (or wss://) as its first line,
-// flushed, so scripts can drive it.
+// flushed, so scripts can drive it. SIGUSR1 hands the memory glibc keeps
+// back to the system (malloc_trim) and says "memory trimmed" on stderr: what
+// is resident then is what the server holds (the soak test measures that).
 
 #ifndef MALLARD_EXAMPLES_COMMON_EXAMPLE_ARGS_HPP
 #define MALLARD_EXAMPLES_COMMON_EXAMPLE_ARGS_HPP
 
 #include <mallard/mallard.hpp>
 
+#include <malloc.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/resource.h>
 
 #include <charconv>
@@ -22,6 +27,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 namespace examples {
@@ -62,6 +68,26 @@ inline void raise_open_file_limit()
     }
 }
 
+/// SIGUSR1: malloc_trim, then "NAME: memory trimmed" on stderr. The signal
+/// is blocked in this thread and so in every thread made after it (the
+/// server's); one thread of our own waits for it.
+inline void trim_memory_on_sigusr1(std::string_view name)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    std::thread([set, program = std::string(name)] {
+        for (;;) {
+            int signal = 0;
+            if (sigwait(&set, &signal) != 0)
+                return;
+            malloc_trim(0);
+            std::cerr << program << ": memory trimmed" << std::endl;
+        }
+    }).detach();
+}
+
 /// Parses the shared options and the example's own; prints a usage line and
 /// returns nothing on a mistake.
 inline std::optional<example_args> parse_args(int argc, char** argv, std::string_view name,
@@ -69,6 +95,7 @@ inline std::optional<example_args> parse_args(int argc, char** argv, std::string
                                               std::vector<std::string> const& own_values = {})
 {
     raise_open_file_limit();
+    trim_memory_on_sigusr1(name);
     example_args args;
     args.options.port = 8080;
     auto usage = [&](std::string const& problem) {

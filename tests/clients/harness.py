@@ -46,6 +46,15 @@ def connect(url, **kwargs):
     return websockets.connect(url, **kwargs)
 
 
+def rss_kib(pid):
+    """The resident set of process `pid`, in KiB, from /proc."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise Failure(f"no VmRSS for process {pid}")
+
+
 def close_code_of(exc):
     """Close code the server sent, or None if no close frame was received."""
     return exc.rcvd.code if exc.rcvd is not None else None

@@ -31,7 +31,7 @@ import subprocess
 import termios
 import time
 
-from harness import Failure, Server, check, connect, main, run_steps
+from harness import Failure, Server, check, connect, main, rss_kib, run_steps
 
 NAME = "hostile_python"
 # Set by the test build when the server runs under AddressSanitizer and UBSan.
@@ -49,15 +49,6 @@ UPLOADERS = 128            # each holding most of a 1 MiB frame: 128 MiB unbound
 # Growth allowed over the budget: what the server reads between two of the
 # budget's looks (0.1 s apart), and the allocator's slack.
 BUDGET_RSS_BOUND_KIB = (160 if SANITIZED else 64) * 1024
-
-
-def rss_kib(pid):
-    """The resident set of process `pid`, in KiB, from /proc."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise Failure(f"no VmRSS for process {pid}")
 
 
 def masked_frame(opcode, payload=b""):

@@ -354,7 +354,8 @@ private:
         while (!ended_) {
             wake_reader();
             if (queue_.has_waiting()) {
-                sending_ = true;
+                if (!sending_)
+                    started_sending();
                 auto const& message = queue_.begin_write();
                 wake_reader();
                 if (message.bytes().size() <= coalesced_message_bytes &&
@@ -418,6 +419,18 @@ private:
         wake_reader();
     }
 
+    // The writer had nothing to write and now has: that counts as progress
+    // for the send timeout, and a timer asleep for longer than a quarter of
+    // it is woken to look more often (at most once per quarter, as it goes
+    // back to sleep only after a look finds the writer idle).
+    void started_sending()
+    {
+        sending_ = true;
+        ++writes_done_;
+        if (std::exchange(timer_asleep_, false))
+            timer_.cancel();
+    }
+
     void close_requested() override
     {
         close_deadline_ = clock::now() + close_timeout_;
@@ -429,7 +442,10 @@ private:
     // Wakes for the receive timeout, the send timeout, the next ping, and,
     // once a close is requested, the deadline by which the close must be
     // done: a client that stopped reading could block the writer, and so the
-    // close frame, forever.
+    // close frame, forever. While the writer has something to write, it
+    // looks every quarter of the send timeout, so a client that stops
+    // reading is closed within 1.25 times the send timeout of the last
+    // progress.
     task<void> timer_loop()
     {
         auto const timeout = limits_.receive_timeout;
@@ -440,13 +456,19 @@ private:
         std::uint64_t writes_seen = 0;
         while (!ended_) {
             auto wake = clock::time_point::max();
+            timer_asleep_ = false;
             if (close_request_)
                 wake = close_deadline_;
             else {
                 if (timeout.count() != 0)
                     wake = last_activity_ + timeout;
-                if (send_timeout.count() != 0)
+                if (send_timeout.count() != 0) {
                     wake = std::min(wake, send_progress + send_timeout);
+                    if (sending_)
+                        wake = std::min(wake, clock::now() + send_timeout / 4);
+                    else
+                        timer_asleep_ = true; // started_sending() wakes it
+                }
                 if (interval.count() != 0)
                     wake = std::min(wake, next_ping);
             }
@@ -588,6 +610,7 @@ private:
     bool reading_ = false;
     bool writing_ = false; // a Beast write or ping is in flight
     bool sending_ = false; // the writer has something to write, or is writing it
+    bool timer_asleep_ = false; // the timer looks next without the writer sending
     std::uint64_t writes_done_ = 0; // writes and flushes completed, for the send timeout
     bool deflate_agreed_ = false; // the 101 accepted permessage-deflate
 };
