@@ -227,6 +227,9 @@ struct upgrade_rules {
     std::vector<std::string> subprotocols;
     /// Refuse upgrades that agree on no subprotocol.
     bool require_subprotocol = false;
+    /// Whether the view's on_upgrade is asked: false when the route knows
+    /// the view keeps websocket_view's, which accepts (see router.hpp).
+    bool asks_view = true;
 };
 
 /// Whether `name` is an HTTP token (RFC 7230 section 3.2.6), as RFC 6455

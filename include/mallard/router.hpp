@@ -57,6 +57,12 @@ public:
     std::vector<std::string> const& subprotocols() const noexcept { return rules_.subprotocols; }
     /// Whether an upgrade must agree on one of `subprotocols()`.
     bool require_subprotocol() const noexcept { return rules_.require_subprotocol; }
+    /// Whether each upgrade asks the view's `on_upgrade` (bounded by the
+    /// handshake timeout). False when the route knows the view keeps
+    /// websocket_view's, which accepts: a `path<View>` whose View does not
+    /// override it, or a factory returning `std::unique_ptr<V>` of a `final`
+    /// V that does not.
+    bool asks_on_upgrade() const noexcept { return rules_.asks_view; }
 
     /// Makes the view for one new connection.
     std::unique_ptr<websocket_view> make_view() const { return factory_(); }
@@ -101,6 +107,14 @@ struct is_view_pointer<std::unique_ptr<V>> : std::is_base_of<websocket_view, V> 
     using view = V;
 };
 
+/// Whether View's on_upgrade is websocket_view's own: `&View::on_upgrade`
+/// has type "member of websocket_view" unless View or a class between
+/// declares one. (Comparing the pointers themselves is unspecified for
+/// virtual functions; their types are exact.)
+template <class View>
+constexpr bool keeps_default_upgrade_hook =
+    std::is_same_v<decltype(&View::on_upgrade), task<upgrade_decision> (websocket_view::*)()>;
+
 inline std::string describe_route(std::string_view pattern, std::string const& name)
 {
     return "mallard::path(\"" + std::string(pattern) + "\", \"" + name + "\")";
@@ -127,6 +141,7 @@ route path(std::string_view pattern, std::string name, route_options const& opti
     auto const where = detail::describe_route(pattern, name);
     auto limits = detail::resolve_limits<View>(options, where);
     auto rules = detail::resolve_upgrade_rules<View>(options, where);
+    rules.asks_view = !detail::keeps_default_upgrade_hook<View>; // View is what is made
     return detail::route_access::make(pattern, std::move(name),
                                       [] { return std::make_unique<View>(); }, limits,
                                       std::move(rules));
@@ -151,6 +166,9 @@ route path(std::string_view pattern, Factory factory, std::string name,
     auto const where = detail::describe_route(pattern, name);
     auto limits = detail::resolve_limits<View>(options, where);
     auto rules = detail::resolve_upgrade_rules<View>(options, where);
+    // The factory may return a class derived from View that has a hook of
+    // its own, unless View is final.
+    rules.asks_view = !(std::is_final_v<View> && detail::keeps_default_upgrade_hook<View>);
     return detail::route_access::make(
         pattern, std::move(name),
         [f = std::move(factory)]() mutable -> std::unique_ptr<websocket_view> { return f(); },

@@ -146,6 +146,32 @@ TEST_CASE("Malformed patterns throw, naming the route and the fix", "[router][se
     CHECK_THROWS_WITH(bad("/ws/<>"), Contains("parameter name \"\""));
 }
 
+namespace {
+struct hooked_view : mallard::websocket_view {
+    mallard::task<mallard::upgrade_decision> on_upgrade() override
+    {
+        co_return mallard::upgrade_decision::reject(mallard::http::status::forbidden);
+    }
+};
+struct hooked_below_view : hooked_view {}; // inherits a hook
+struct final_plain_view final : mallard::websocket_view {};
+} // namespace
+
+TEST_CASE("A route asks on_upgrade unless it knows the view keeps the default", "[router]")
+{
+    CHECK_FALSE(mallard::path<plain_view>("/a", "a").asks_on_upgrade());
+    CHECK(mallard::path<hooked_view>("/b", "b").asks_on_upgrade());
+    CHECK(mallard::path<hooked_below_view>("/c", "c").asks_on_upgrade());
+    // A factory's pointer type may hide a class with a hook, unless it is final.
+    CHECK(mallard::path("/d", [] { return std::make_unique<plain_view>(); }, "d")
+              .asks_on_upgrade());
+    CHECK_FALSE(mallard::path("/e", [] { return std::make_unique<final_plain_view>(); }, "e")
+                    .asks_on_upgrade());
+    CHECK(mallard::path("/f", []() -> std::unique_ptr<mallard::websocket_view> {
+              return std::make_unique<hooked_view>();
+          }, "f").asks_on_upgrade());
+}
+
 TEST_CASE("Duplicate route names and patterns throw", "[router][setup]")
 {
     CHECK_THROWS_WITH((mallard::router{mallard::path<plain_view>("/a", "same"),

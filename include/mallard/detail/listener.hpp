@@ -120,7 +120,8 @@ task<void> serve_http(Stream stream, server_state& server, worker& w)
         auto connection = std::make_shared<session<Stream>>(
             std::move(stream), std::move(plan.view), plan.matched->limits(), log,
             server.next_id.fetch_add(1, std::memory_order_relaxed), w,
-            session_services{*server.groups, w.stats(), w.index()}, options.handshake_timeout);
+            session_services{*server.groups, w.stats(), w.index()}, options.handshake_timeout,
+            plan.matched->asks_on_upgrade());
         // The connection runs as a coroutine of its own, so that this one
         // ends now: its frame (the HTTP parser's buffers, the TCP stream it
         // moved from) would otherwise stay allocated as long as the

@@ -49,7 +49,7 @@ class session final : public session_base, private read_pacer {
 public:
     session(Stream stream, std::unique_ptr<websocket_view> view, connection_limits const& limits,
             logger const& log, std::uint64_t id, worker& owner, session_services services,
-            std::chrono::milliseconds handshake_timeout)
+            std::chrono::milliseconds handshake_timeout, bool asks_view_on_upgrade)
         : session_base(owner.loop().get_executor(), limits, log, id, services)
         , ws_(std::move(stream))
         , view_(std::move(view))
@@ -58,6 +58,7 @@ public:
         , beside_ended_(owner.loop().get_executor())
         , handed_over_(owner.loop().get_executor())
         , close_timeout_(handshake_timeout)
+        , asks_view_on_upgrade_(asks_view_on_upgrade)
     {
         view_access::attach(*view_, this);
         // Our own receive timeout sends a close frame (1001) where Beast's idle
@@ -101,7 +102,10 @@ public:
         subprotocol_ = std::move(subprotocol);
         handshake_registration registration{worker_, &beast::get_lowest_layer(ws_)};
 
-        auto decision = co_await decide_upgrade();
+        // A view that keeps the default hook accepts: no race to set up.
+        auto decision = upgrade_decision::accept();
+        if (asks_view_on_upgrade_)
+            decision = co_await decide_upgrade();
         if (decision.accepted() && worker_.stopping())
             decision = upgrade_decision::reject(http::status::service_unavailable,
                                                 "Shutting down\n");
@@ -604,6 +608,7 @@ private:
     error_code writer_error_; // what ended the writer: its close, or a failed write
     unsigned running_beside_ = 0;
     std::chrono::milliseconds close_timeout_;
+    bool asks_view_on_upgrade_; // see route::asks_on_upgrade
     clock::time_point close_deadline_;
     clock::time_point last_activity_ = clock::now();
     std::uint64_t bytes_seen_ = 0; // bytes_read() when the timer last looked

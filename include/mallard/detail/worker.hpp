@@ -202,11 +202,14 @@ private:
         });
     }
 
+    // Allocates nothing while the thread is within its share (the vectors
+    // keep their capacity): a look may come in the middle of any message.
     void look_at_memory()
     {
-        std::vector<session_base*> sessions(sessions_.begin(), sessions_.end());
-        std::vector<memory_holder> holders;
-        holders.reserve(sessions.size());
+        auto& sessions = looked_at_;
+        auto& holders = holders_;
+        sessions.assign(sessions_.begin(), sessions_.end());
+        holders.clear();
         for (auto* s : sessions) {
             auto const paused = paused_.find(s);
             holders.push_back({s->held_bytes(), paused != paused_.end(), !s->is_open(),
@@ -255,6 +258,8 @@ private:
     std::optional<net::steady_timer> memory_timer_; // the memory budget's next look
     std::size_t memory_share_ = 0;
     std::size_t held_estimate_ = 0; // the last look's total plus bytes read since
+    std::vector<session_base*> looked_at_; // the last look's connections, and
+    std::vector<memory_holder> holders_;   // what they held
     std::chrono::milliseconds memory_timeout_{0};
     std::unordered_map<session_base*, std::chrono::steady_clock::time_point> paused_; // since
     std::atomic<std::size_t> memory_held_{0};
