@@ -369,6 +369,36 @@ async def local_chat_works(fx, server, room):
     return [x, y]
 
 
+async def relayed_room(fx, redis, room):
+    """Processes A and B on `redis`; in `room`, a_sender and a_local on A and
+    b_listener on B, both processes subscribed."""
+    a_proc = await fx.chat("A", redis.url)
+    b_proc = await fx.chat("B", redis.url)
+    sender = await fx.client(a_proc, room, "a_sender")
+    local = await fx.client(a_proc, room, "a_local")
+    remote = await fx.client(b_proc, room, "b_listener")
+    await redis.wait_numsub(room, 2)
+    return a_proc, b_proc, sender, local, remote
+
+
+async def wait_delivery_back(send, remote, since, what):
+    """Sends one probe at a time (`send(1)` returns the numbers it sent) until
+    one of a_sender's reaches `remote`; prints how long that took after
+    `since` (loop time), which was `what`."""
+    loop = asyncio.get_running_loop()
+    probes = []
+
+    async def probe_arrived():
+        probes.extend(await send(1))
+        return await remote.arrives(
+            lambda: set(probes) & set(remote.numbers("a_sender", "s")), PROBE_INTERVAL)
+    await poll(probe_arrived, RECONNECT_TIMEOUT,
+               lambda: f"no message from A reached B within {RECONNECT_TIMEOUT} s "
+                       f"of {what} ({len(probes)} probes sent)")
+    print(f"  A -> B delivery back {loop.time() - since:.2f} s after {what} "
+          f"({len(probes)} probes)", flush=True)
+
+
 async def test(binary):
     for tool in ("redis-server", "redis-cli"):
         check(shutil.which(tool), f"{tool} not found (Debian package redis-server)")
@@ -454,12 +484,7 @@ async def run(binary, directory):
     async def redis_restart_during_traffic():
         async with fixture() as fx:
             redis = await fx.redis()
-            a_proc = await fx.chat("A", redis.url)
-            b_proc = await fx.chat("B", redis.url)
-            sender = await fx.client(a_proc, "live", "a_sender")
-            local = await fx.client(a_proc, "live", "a_local")
-            remote = await fx.client(b_proc, "live", "b_listener")
-            await redis.wait_numsub("live", 2)
+            a_proc, b_proc, sender, local, remote = await relayed_room(fx, redis, "live")
             loop = asyncio.get_running_loop()
 
             # One numbering across all phases: order can then be checked at the end.
@@ -485,18 +510,8 @@ async def run(binary, directory):
             await local.wait_texts("a_sender", "s", down)
 
             await redis.start()
-            started = loop.time()
-
-            async def probe_arrived():
-                await send("probe", 1)
-                return await remote.arrives(
-                    lambda: set(sent["probe"]) & set(remote.numbers("a_sender", "s")),
-                    PROBE_INTERVAL)
-            await poll(probe_arrived, RECONNECT_TIMEOUT,
-                       lambda: f"no message from A reached B within {RECONNECT_TIMEOUT} s "
-                               f"of restarting Redis ({len(sent['probe'])} probes sent)")
-            print(f"  A -> B delivery back {loop.time() - started:.2f} s after the restart "
-                  f"({len(sent['probe'])} probes)", flush=True)
+            await wait_delivery_back(lambda count: send("probe", count), remote, loop.time(),
+                                     "restarting Redis")
 
             after = await send("after", RESTART_BATCH)
             await remote.wait_texts("a_sender", "s", after)
@@ -528,12 +543,7 @@ async def run(binary, directory):
     async def redis_stopped_during_traffic():
         async with fixture() as fx:
             redis = await fx.redis()
-            a_proc = await fx.chat("A", redis.url)
-            b_proc = await fx.chat("B", redis.url)
-            sender = await fx.client(a_proc, "frozen", "a_sender")
-            local = await fx.client(a_proc, "frozen", "a_local")
-            remote = await fx.client(b_proc, "frozen", "b_listener")
-            await redis.wait_numsub("frozen", 2)
+            a_proc, b_proc, sender, local, remote = await relayed_room(fx, redis, "frozen")
             loop = asyncio.get_running_loop()
             counter = iter(range(1_000_000))
 
@@ -558,19 +568,7 @@ async def run(binary, directory):
                 await local.wait_texts("a_sender", "s", dropped) # local delivery goes on
             finally:
                 redis.resume()
-            resumed = loop.time()
-
-            probes = []
-
-            async def probe_arrived():
-                probes.extend(await send(1))
-                return await remote.arrives(
-                    lambda: set(probes) & set(remote.numbers("a_sender", "s")), PROBE_INTERVAL)
-            await poll(probe_arrived, RECONNECT_TIMEOUT,
-                       lambda: f"no message from A reached B within {RECONNECT_TIMEOUT} s "
-                               f"of resuming Redis ({len(probes)} probes sent)")
-            print(f"  A -> B delivery back {loop.time() - resumed:.2f} s after SIGCONT",
-                  flush=True)
+            await wait_delivery_back(send, remote, loop.time(), "resuming Redis (SIGCONT)")
             after = await send(RESTART_BATCH)
             await remote.wait_texts("a_sender", "s", after)
             got = remote.numbers("a_sender", "s")

@@ -356,7 +356,6 @@ private:
     {
         auto& out = ws_.next_layer();
         while (!ended_) {
-            wake_reader();
             if (queue_.has_waiting()) {
                 if (!sending_)
                     started_sending();
