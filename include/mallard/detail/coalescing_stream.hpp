@@ -45,10 +45,12 @@
 namespace mallard::detail {
 
 /// Asked by a coalescing_stream before each read whether to pause instead
-/// (the memory budget), and told what each read brought.
+/// (the memory budget), told when a read goes to the peer (so that what is
+/// gathered for it can leave first), and told what each read brought.
 class read_pacer {
 public:
     virtual bool pause_before_read() = 0;
+    virtual void waits_for_peer() = 0;
     virtual void read_done(std::size_t bytes) noexcept = 0;
 
 protected:
@@ -222,10 +224,14 @@ private:
                 if (s.reads_paused_) {
                     if (!s.resumed_)
                         s.resumed_.emplace(s.get_executor(), net::steady_timer::time_point::max());
+                    if (s.pacer_)
+                        s.pacer_->waits_for_peer();
                     return s.resumed_->async_wait(std::move(self));
                 }
                 started = true;
                 ++stream.reads_in_flight_;
+                if (s.pacer_)
+                    s.pacer_->waits_for_peer(); // gathered replies leave before we wait
                 return stream.next_.async_read_some(buffers, std::move(self));
             }
             --stream.reads_in_flight_;

@@ -3,8 +3,8 @@
 #define MALLARD_DETAIL_SEND_QUEUE_HPP
 
 // A connection's outbound messages, counted in bytes and bounded by the
-// route's slow-consumer policy. Sans-I/O: the session's writer coroutine
-// drives it; unit tests drive it directly.
+// route's slow-consumer policy. Sans-I/O: the session's writer drives it;
+// unit tests drive it directly.
 //
 // Beast allows one write in flight per stream, so the writer takes the front
 // message out as "in flight" while its async_write runs: the policies never
@@ -74,6 +74,15 @@ public:
 
     /// Whether a message waits that is not already being written.
     bool has_waiting() const noexcept { return head_ < messages_.size(); }
+    /// How many wait (not counting the one being written).
+    std::size_t waiting() const noexcept { return messages_.size() - head_; }
+    /// The message `begin_write` would take next; only while `has_waiting()`.
+    outbound_message const& next_waiting() const noexcept { return messages_[head_]; }
+    /// The size of the message being written; 0 if none.
+    std::size_t in_flight_bytes() const noexcept
+    {
+        return in_flight_ ? in_flight_->bytes().size() : 0;
+    }
 
     /// Moves the oldest message out of the queue to be written and returns
     /// it. It is kept apart until `end_write`: erasing from the middle of a

@@ -2,17 +2,21 @@
 #ifndef MALLARD_DETAIL_SESSION_HPP
 #define MALLARD_DETAIL_SESSION_HPP
 
-// One WebSocket connection after routing: the opening handshake, then three
-// coroutines on the connection's thread until it ends.
+// One WebSocket connection after routing: the opening handshake, then, on the
+// connection's thread until it ends:
 //
-//   lifecycle  on_open, then the read loop calling on_receive one message at
-//              a time, then: stop spawned tasks, on_close.
-//   writer     the only coroutine that writes to the stream (Beast allows one
-//              write in flight): data messages, pings, and the close frame.
-//   timers     the receive timeout and the keep-alive pings.
+//   lifecycle  a coroutine: on_open, then the read loop calling on_receive
+//              one message at a time, then: stop spawned tasks, on_close.
+//   writer     completion handlers, no coroutine: the only code that writes
+//              to the stream (Beast allows one write in flight): data
+//              messages, pings, and the close frame. It takes each step
+//              (detail/writer_step.hpp) from the turn that made it possible,
+//              so a reply is handed to Beast from on_receive's own turn.
+//   timers     a coroutine: the receive timeout and the keep-alive pings.
 //
-// Each coroutine holds a shared_ptr to the session; the session owns the
-// view, so the view outlives every callback and spawned task.
+// Each coroutine and each write in flight holds a shared_ptr to the session;
+// the session owns the view, so the view outlives every callback and spawned
+// task.
 
 #include <mallard/close_reason.hpp>
 #include <mallard/detail/coalescing_stream.hpp>
@@ -22,6 +26,7 @@
 #include <mallard/detail/session_base.hpp>
 #include <mallard/detail/utf8.hpp>
 #include <mallard/detail/worker.hpp>
+#include <mallard/detail/writer_step.hpp>
 #include <mallard/version.hpp>
 #include <mallard/websocket_view.hpp>
 
@@ -85,8 +90,7 @@ public:
         ws_.control_callback([this](websocket::frame_type, beast::string_view) {
             last_activity_ = clock::now();
         });
-        if (owner.memory_budgeted())
-            ws_.next_layer().pace_reads(this);
+        ws_.next_layer().pace_reads(this);
     }
 
     /// Asks the view, completes the opening handshake and runs the
@@ -163,11 +167,12 @@ public:
         log_.write(log_level::info, log_category::access,
                    "connection " + std::to_string(id_) + " opened on " + request_.path());
 
-        // The writer and the timers run beside the lifecycle as coroutines
-        // of their own: awaitable operator&& would keep its frames and a
-        // cancellation slot alive as long as the connection, and re-arm the
-        // slot on every write.
-        start_beside(write_loop());
+        // The writer and the timers run beside the lifecycle: awaitable
+        // operator&& would keep frames and a cancellation slot alive as long
+        // as the connection, and re-arm the slot on every write.
+        ++running_beside_;
+        writer_started_ = true;
+        pump(); // on_upgrade may have queued messages already
         start_beside(timer_loop());
         co_await lifecycle();
         while (running_beside_ != 0)
@@ -192,9 +197,20 @@ public:
     // holding much asks before each read whether its thread is over.
     bool pause_before_read() override
     {
-        return !close_request_ && !ended_ && worker_.pause_before_read(this, held_bytes());
+        return worker_.memory_budgeted() && !close_request_ && !ended_ &&
+               worker_.pause_before_read(this, held_bytes());
     }
     void read_done(std::size_t bytes) noexcept override { worker_.count_read(bytes); }
+
+    // The reader goes to the peer: no more replies can join the gathered
+    // bytes, so they leave now, before the read's system call (a corked
+    // Beast write whose completion is still on its way has its bytes there).
+    void waits_for_peer() override
+    {
+        if (writer_started_ && !writer_finished_ && !flushing_ &&
+            ws_.next_layer().held_bytes() != 0)
+            start_flush();
+    }
 
     void pause_reading(bool paused) override
     {
@@ -292,6 +308,8 @@ private:
             reading_ = true;
             auto [ec, size] = co_await ws_.async_read(buffer_, use_tuple);
             reading_ = false;
+            if (ws_.next_layer().held_bytes() != 0)
+                pump(); // bytes gathered earlier: leave at this turn's end if no reply joins them
             if (ec && is_inflate_error(ec) && !close_request_ && !writing_)
                 co_await close_after_inflate_error();
             if (ec)
@@ -352,74 +370,169 @@ private:
         co_return classify(writer_error_);
     }
 
-    task<void> write_loop()
+    // --- the writer ---------------------------------------------------------
+    //
+    // pump() asks next_writer_step what to do and starts it; every completion
+    // and every event that could change the answer asks again.
+
+    void message_queued() override { pump(); }
+
+    void close_requested() override
     {
-        auto& out = ws_.next_layer();
-        while (!ended_) {
-            if (queue_.has_waiting()) {
-                if (!sending_)
-                    started_sending();
-                auto const& message = queue_.begin_write();
-                wake_reader();
-                if (message.bytes().size() <= coalesced_message_bytes &&
-                    (queue_.has_waiting() || !out.waiting_for_peer()))
-                    out.cork(); // more replies are coming: send them together
-                error_code ec;
-                writing_ = true;
-                if (message.type == outbound_message::kind::ping) {
-                    std::tie(ec) = co_await ws_.async_ping(
-                        websocket::ping_data(message.bytes().data(), message.bytes().size()),
-                        use_tuple);
-                } else {
-                    ws_.text(message.type == outbound_message::kind::text);
-                    std::size_t written = 0;
-                    std::tie(ec, written) = co_await ws_.async_write(
-                        net::buffer(message.bytes().data(), message.bytes().size()), use_tuple);
-                }
-                writing_ = false;
-                ++writes_done_;
-                if (!ec && message.type != outbound_message::kind::ping)
-                    services_.stats.sent(message.bytes().size());
-                wrote_one();
-                if (!ec && out.held_bytes() >= flush_at_bytes) {
-                    std::tie(ec) = co_await out.async_flush(use_tuple);
-                    ++writes_done_;
-                }
-                if (ec) {
-                    writer_error_ = ec; // the read loop sees the same failure, or a close waits
-                    break;
-                }
-                continue;
-            }
-            if (out.corked()) {
-                // Let the read loop go on through what it has already read:
-                // its replies join this write. Flush once it waits for the peer.
-                co_await net::post(ws_.get_executor(), use_tuple);
-                if (queue_.has_waiting())
-                    continue;
-                auto [ec] = co_await out.async_flush(use_tuple);
-                ++writes_done_;
-                if (ec) {
-                    writer_error_ = ec;
-                    break;
-                }
-                continue;
-            }
-            if (close_request_) {
-                auto const& request = *close_request_;
-                std::tie(writer_error_) = co_await ws_.async_close(
-                    websocket::close_reason(static_cast<websocket::close_code>(request.code),
-                                            request.reason),
-                    use_tuple);
-                break; // no more writes after the close frame (RFC 6455 section 5.5.1)
-            }
-            sending_ = false;
-            co_await writer_wakeup_.wait();
+        close_deadline_ = clock::now() + close_timeout_;
+        timer_.cancel(); // the timer loop now waits for the close deadline
+        wake_reader();   // the request may have cleared what it waits for
+        ws_.next_layer().resume_reading(); // the peer's close frame is owed
+        // Not from inside whatever asked for the close (a read, another
+        // connection's publish): the close handshake starts from a turn of its own.
+        post_pump();
+    }
+
+    void reader_ended() override { post_pump(); }
+
+    void post_pump()
+    {
+        net::post(executor_, [self = shared_from_this(), this] { pump(); });
+    }
+
+    reader_position where_reader() const noexcept
+    {
+        if (!reading_)
+            return reader_position::in_handler;
+        auto const& out = ws_.next_layer();
+        return out.waiting_for_peer() || out.reading_paused() ? reader_position::at_peer
+                                                               : reader_position::in_beast;
+    }
+
+    writer_view what_writer_sees(bool turn_ended) const noexcept
+    {
+        writer_view v;
+        v.done = ended_ || writer_failed_ || close_done_;
+        v.writing = writing_;
+        v.flushing = flushing_;
+        v.message_waiting = queue_.has_waiting();
+        if (v.message_waiting) {
+            v.next_message_bytes = queue_.next_waiting().bytes().size();
+            v.more_waiting = queue_.waiting() > 1;
         }
-        if (out.corked())
-            co_await out.async_flush(use_tuple); // a failed write left bytes held
-        writer_finished_ = true; // start_beside's completion wakes finish_close
+        v.held_bytes = ws_.next_layer().held_bytes();
+        v.reader = where_reader();
+        v.turn_ended = turn_ended;
+        v.close_requested = close_request_.has_value();
+        return v;
+    }
+
+    void pump(bool turn_ended = false)
+    {
+        if (!writer_started_ || writer_finished_)
+            return;
+        for (;;) {
+            switch (next_writer_step(what_writer_sees(turn_ended))) {
+            case writer_step::write:
+                start_write(false);
+                break;
+            case writer_step::write_corked:
+                start_write(true);
+                break;
+            case writer_step::flush:
+                start_flush();
+                break;
+            case writer_step::close:
+                start_close();
+                return;
+            case writer_step::wait:
+                return;
+            case writer_step::hold:
+                // Replies may still join: look again once this turn is over
+                // (the reader reaching the peer flushes sooner).
+                if (!turn_ended && !turn_check_posted_) {
+                    turn_check_posted_ = true;
+                    net::post(executor_, [self = shared_from_this(), this] {
+                        turn_check_posted_ = false;
+                        pump(true);
+                    });
+                }
+                return;
+            case writer_step::idle:
+                sending_ = false;
+                return;
+            case writer_step::finish:
+                writer_finished_ = true;
+                --running_beside_;
+                beside_ended_.notify(); // finish_close and run wait for this
+                wake_reader();
+                return;
+            }
+        }
+    }
+
+    void start_write(bool corked)
+    {
+        if (!sending_)
+            started_sending();
+        auto const& message = queue_.begin_write();
         wake_reader();
+        if (corked)
+            ws_.next_layer().cork();
+        writing_ = true;
+        if (message.type == outbound_message::kind::ping) {
+            ws_.async_ping(websocket::ping_data(message.bytes().data(), message.bytes().size()),
+                           [self = shared_from_this(), this](error_code ec) {
+                               wrote(ec, 0, false);
+                           });
+            return;
+        }
+        ws_.text(message.type == outbound_message::kind::text);
+        ws_.async_write(net::buffer(message.bytes().data(), message.bytes().size()),
+                        [self = shared_from_this(), this](error_code ec, std::size_t) {
+                            wrote(ec, queue_.in_flight_bytes(), true);
+                        });
+    }
+
+    void wrote(error_code ec, std::size_t bytes, bool data)
+    {
+        writing_ = false;
+        ++writes_done_;
+        if (!ec && data)
+            services_.stats.sent(bytes);
+        wrote_one();
+        failed(ec);
+        pump();
+    }
+
+    void start_flush()
+    {
+        flushing_ = true;
+        ws_.next_layer().async_flush([self = shared_from_this(), this](error_code ec) {
+            flushing_ = false;
+            ++writes_done_;
+            failed(ec);
+            pump();
+        });
+    }
+
+    void start_close()
+    {
+        auto const& request = *close_request_;
+        writing_ = true;
+        ws_.async_close(websocket::close_reason(static_cast<websocket::close_code>(request.code),
+                                                request.reason),
+                        [self = shared_from_this(), this](error_code ec) {
+                            writing_ = false;
+                            writer_error_ = ec;
+                            close_done_ = true; // no more writes after the close frame (RFC 6455 section 5.5.1)
+                            pump();
+                        });
+    }
+
+    // A failed write ends the writer; the read loop sees the same failure,
+    // or a close waiting for the writer reports it.
+    void failed(error_code ec)
+    {
+        if (!ec || writer_failed_)
+            return;
+        writer_failed_ = true;
+        writer_error_ = ec;
     }
 
     // The writer had nothing to write and now has: that counts as progress
@@ -432,14 +545,6 @@ private:
         ++writes_done_;
         if (std::exchange(timer_asleep_, false))
             timer_.cancel();
-    }
-
-    void close_requested() override
-    {
-        close_deadline_ = clock::now() + close_timeout_;
-        timer_.cancel(); // the timer loop now waits for the close deadline
-        wake_reader();   // the request may have cleared what it waits for
-        ws_.next_layer().resume_reading(); // the peer's close frame is owed
     }
 
     // Wakes for the receive timeout, the send timeout, the next ping, and,
@@ -587,11 +692,6 @@ private:
 
     // Larger read buffers are released after the message that grew them.
     static constexpr std::size_t retained_buffer_bytes = 64 * 1024;
-    // Messages up to this size are copied into a corked write with others;
-    // larger ones are not worth the copy. Held bytes are sent at this size
-    // even while more replies are coming.
-    static constexpr std::size_t coalesced_message_bytes = 8 * 1024;
-    static constexpr std::size_t flush_at_bytes = 64 * 1024;
 
     // Beast above two layers of ours: writes gathered (coalescing_stream),
     // client messages inflated (inflating_stream), then TCP or TLS.
@@ -600,10 +700,15 @@ private:
     worker& worker_;
     beast::flat_buffer buffer_;
     net::steady_timer timer_;
-    event beside_ended_; // write_loop or timer_loop has finished
+    event beside_ended_; // the writer or timer_loop has finished
     event handed_over_;  // the writer took a message (see hand_over_replies)
     bool reader_waiting_ = false;
+    bool writer_started_ = false;  // the 101 is sent: the writer may write
     bool writer_finished_ = false;
+    bool writer_failed_ = false;   // a write or flush failed
+    bool close_done_ = false;      // the close handshake is over
+    bool flushing_ = false;        // a flush of the gathered bytes is in flight
+    bool turn_check_posted_ = false;
     error_code writer_error_; // what ended the writer: its close, or a failed write
     unsigned running_beside_ = 0;
     std::chrono::milliseconds close_timeout_;
@@ -612,7 +717,7 @@ private:
     clock::time_point last_activity_ = clock::now();
     std::uint64_t bytes_seen_ = 0; // bytes_read() when the timer last looked
     bool reading_ = false;
-    bool writing_ = false; // a Beast write or ping is in flight
+    bool writing_ = false; // a Beast write, ping or close is in flight
     bool sending_ = false; // the writer has something to write, or is writing it
     bool timer_asleep_ = false; // the timer looks next without the writer sending
     std::uint64_t writes_done_ = 0; // writes and flushes completed, for the send timeout

@@ -85,7 +85,6 @@ public:
         , id_(id)
         , services_(services)
         , queue_(limits.max_send_queue_bytes, limits.slow_consumer)
-        , writer_wakeup_(ex)
         , drained_(ex)
         , tasks_done_(ex)
     {
@@ -138,21 +137,24 @@ public:
         return executor_.running_in_this_thread() ? queue_.take_spare() : std::string{};
     }
 
-    /// Queues `message`; on this session's own thread also waits while the
-    /// queue is above its high-water mark, so a view pushing to its own
-    /// client can never outrun it.
-    task<send_status> send(outbound_message message)
+    /// This thread: whether the queue holds more than its high-water mark;
+    /// a view pushing to its own client then waits in `until_drained`, so
+    /// that it can never outrun the client.
+    bool over_high_water() const noexcept
     {
-        if (!executor_.running_in_this_thread())
-            co_return send_now(std::move(message));
-        auto const status = enqueue(std::move(message));
-        while (status == send_status::queued && is_open() &&
-               queue_.bytes() > limits_.send_queue_high_water) {
+        return is_open() && queue_.bytes() > limits_.send_queue_high_water;
+    }
+
+    /// This thread: waits until the queue is back at its high-water mark or
+    /// the connection closes. (A coroutine of its own, so that a send below
+    /// the mark makes no coroutine frame.)
+    task<void> until_drained()
+    {
+        while (over_high_water()) {
             ++throttled_;
             co_await drained_.wait();
             --throttled_;
         }
-        co_return status;
     }
 
     /// Any thread: asks for a close handshake with `code` and `reason`.
@@ -216,13 +218,20 @@ protected:
         if (cause == close_cause::slow_consumer || cause == close_cause::shutdown ||
             cause == close_cause::send_timeout || cause == close_cause::memory_budget)
             queue_.clear_waiting(); // the backlog is the problem: do not wait for it
-        writer_wakeup_.notify();
         drained_.notify();
         close_requested();
     }
 
-    /// Called once a close is requested, so the session can bound it in time.
-    virtual void close_requested() {}
+    /// Called once a close is requested, so the session can bound it in
+    /// time and have its writer send the close frame.
+    virtual void close_requested() = 0;
+
+    /// This thread: a message was queued; the writer starts on it now if it
+    /// has nothing in flight.
+    virtual void message_queued() = 0;
+
+    /// This thread: the reader has ended; the writer finishes.
+    virtual void reader_ended() = 0;
 
     /// This thread: the reader has finished; nothing more will be sent.
     void mark_ended()
@@ -233,8 +242,8 @@ protected:
         ended_ = true;
         closing_.store(true, std::memory_order_release);
         queue_.clear_waiting();
-        writer_wakeup_.notify();
         drained_.notify();
+        reader_ended();
     }
 
     /// This thread: called by the writer after each completed write.
@@ -280,7 +289,6 @@ protected:
     send_queue queue_;
     std::optional<close_request> close_request_;
     bool ended_ = false;
-    event writer_wakeup_;
 
 private:
     send_status enqueue(outbound_message message)
@@ -293,7 +301,7 @@ private:
             services_.stats.dropped(queue_.dropped() - dropped_before);
         switch (result) {
         case send_queue::push_result::queued:
-            writer_wakeup_.notify();
+            message_queued();
             return send_status::queued;
         case send_queue::push_result::dropped:
             return send_status::dropped;

@@ -102,7 +102,13 @@ MALLARD_DECL task<send_status> websocket_view::send(detail::outbound_message mes
 {
     if (!session_)
         co_return send_status::closed;
-    co_return co_await session_->send(std::move(message));
+    // From this connection's own thread, wait while its queue is over the
+    // high-water mark, so that a view pushing to its client never outruns it.
+    auto const own_thread = session_->executor().running_in_this_thread();
+    auto const status = session_->send_now(std::move(message));
+    if (own_thread && status == send_status::queued && session_->over_high_water())
+        co_await session_->until_drained();
+    co_return status;
 }
 
 MALLARD_DECL detail::session_base const& websocket_view::attached() const
