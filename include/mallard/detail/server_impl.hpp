@@ -244,7 +244,7 @@ private:
         }
     }
 
-    task<void> serve(net::ip::tcp::socket socket, worker& w, tls_acceptor const* tls)
+    task<void> serve(tcp_socket socket, worker& w, tls_acceptor const* tls)
     {
         if (tls) {
             co_await tls->serve(std::move(socket), *state_, w);

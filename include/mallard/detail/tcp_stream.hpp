@@ -2,7 +2,13 @@
 #ifndef MALLARD_DETAIL_TCP_STREAM_HPP
 #define MALLARD_DETAIL_TCP_STREAM_HPP
 
-// beast::tcp_stream with a closing that lets the peer read our close frame.
+// Beast's TCP stream (with its timeouts) on the connection's own io_context
+// executor, with a closing that lets the peer read our close frame.
+//
+// The executor is io_context's own type, not beast::tcp_stream's
+// any_io_executor: every operation Beast composes above it copies the
+// executor and tracks work on it, and a type-erased one costs a call through
+// a table for each of those.
 //
 // After a WebSocket close frame, the server shuts down its sending side and
 // must keep reading until the peer closes too: closing a socket that still
@@ -14,6 +20,7 @@
 // Beast finds it by argument-dependent lookup on the stream type.
 
 #include <mallard/detail/config.hpp>
+#include <mallard/detail/tcp_socket.hpp>
 
 #include <boost/asio/compose.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -27,9 +34,10 @@
 
 namespace mallard::detail {
 
-class tcp_stream : public beast::tcp_stream {
+class tcp_stream
+    : public beast::basic_stream<net::ip::tcp, executor_type, beast::unlimited_rate_policy> {
 public:
-    using beast::tcp_stream::basic_stream;
+    using basic_stream::basic_stream;
 
     /// How long the closing side keeps draining what the peer still sends.
     static constexpr std::chrono::seconds linger_time{3};

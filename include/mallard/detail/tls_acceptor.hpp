@@ -7,10 +7,9 @@
 // is in impl/tls.ipp; the server only sees this interface.
 
 #include <mallard/detail/config.hpp>
+#include <mallard/detail/tcp_socket.hpp>
 #include <mallard/task.hpp>
 #include <mallard/tls_context.hpp>
-
-#include <boost/asio/ip/tcp.hpp>
 
 namespace mallard::detail {
 
@@ -21,7 +20,7 @@ class tls_acceptor : public tls_context {
 public:
     /// Serves one connection accepted on a TLS port: the TLS handshake, then
     /// HTTP and WebSocket as on a plain port. Runs on the worker's thread.
-    virtual task<void> serve(net::ip::tcp::socket socket, server_state& server,
+    virtual task<void> serve(tcp_socket socket, server_state& server,
                              worker& w) const = 0;
 };
 

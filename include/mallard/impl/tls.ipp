@@ -176,7 +176,7 @@ public:
                              net::ssl::context::single_dh_use);
     }
 
-    task<void> serve(net::ip::tcp::socket socket, server_state& server,
+    task<void> serve(tcp_socket socket, server_state& server,
                      worker& w) const override
     {
         ssl_stream stream(tcp_stream(std::move(socket)), context_);
