@@ -164,8 +164,9 @@ public:
         services_.stats.opened();
         if (worker_.stopping())
             request_close(close_code::going_away, "server shutdown", close_cause::shutdown);
-        log_.write(log_level::info, log_category::access,
-                   "connection " + std::to_string(id_) + " opened on " + request_.path());
+        if (log_.enabled(log_level::info)) // the line is built only to be written
+            log_.write(log_level::info, log_category::access,
+                       "connection " + std::to_string(id_) + " opened on " + request_.path());
 
         // The writer and the timers run beside the lifecycle: awaitable
         // operator&& would keep frames and a cancellation slot alive as long
@@ -288,10 +289,11 @@ private:
         abort(); // Beast has torn the connection down already unless it failed
         timer_.cancel();
         co_await stop_tasks();
-        log_.write(log_level::info, log_category::access,
-                   "connection " + std::to_string(id_) + " closed: " +
-                       std::to_string(static_cast<unsigned>(why.code)) + " (" +
-                       std::string(to_string(why.cause)) + ")");
+        if (log_.enabled(log_level::info))
+            log_.write(log_level::info, log_category::access,
+                       "connection " + std::to_string(id_) + " closed: " +
+                           std::to_string(static_cast<unsigned>(why.code)) + " (" +
+                           std::string(to_string(why.cause)) + ")");
         try {
             co_await view_->on_close(std::move(why));
         } catch (...) {
