@@ -204,14 +204,10 @@ public:
     void read_done(std::size_t bytes) noexcept override { worker_.count_read(bytes); }
 
     // The reader goes to the peer: no more replies can join the gathered
-    // bytes, so they leave now, before the read's system call (a corked
-    // Beast write whose completion is still on its way has its bytes there).
-    void waits_for_peer() override
-    {
-        if (writer_started_ && !writer_finished_ && !flushing_ &&
-            ws_.next_layer().held_bytes() != 0)
-            start_flush();
-    }
+    // bytes, and the writer's step says they leave now, before the read's
+    // system call (a corked Beast write whose completion is still on its way
+    // has its bytes there already).
+    void waits_for_peer() override { pump(); }
 
     void pause_reading(bool paused) override
     {
