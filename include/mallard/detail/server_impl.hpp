@@ -51,8 +51,9 @@ public:
         state_ = std::make_unique<server_state>();
         state_->options = std::move(options);
         state_->routes = std::move(routes);
+        auto const tick = deadline_tick(state_->routes, state_->options.handshake_timeout);
         for (unsigned i = 0; i < state_->options.threads; ++i) {
-            workers_.push_back(std::make_unique<worker>(i));
+            workers_.push_back(std::make_unique<worker>(i, tick));
             if (auto const budget = state_->options.memory_budget; budget != 0)
                 workers_.back()->watch_memory(std::max<std::size_t>(budget / state_->options.threads, 1),
                                               state_->options.memory_budget_timeout);
@@ -127,6 +128,21 @@ public:
         }
         total.backplane_dropped = fanout_->backplane_dropped();
         return total;
+    }
+
+    // The deadline wheel's tick follows the smallest interval any route
+    // asks for (a look every quarter of the send timeout while sending),
+    // and the close deadline.
+    static std::chrono::milliseconds deadline_tick(router const& routes,
+                                                   std::chrono::milliseconds close_timeout)
+    {
+        auto tick = choose_tick({close_timeout});
+        for (auto const& r : routes.routes()) {
+            auto const& l = r.limits();
+            tick = std::min(tick, choose_tick({l.receive_timeout, l.send_timeout / 4,
+                                               l.ping_interval, close_timeout}));
+        }
+        return tick;
     }
 
     void run()

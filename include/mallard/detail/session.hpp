@@ -12,16 +12,23 @@
 //              messages, pings, and the close frame. It takes each step
 //              (detail/writer_step.hpp) from the turn that made it possible,
 //              so a reply is handed to Beast from on_receive's own turn.
-//   timers     a coroutine: the receive timeout and the keep-alive pings.
+//   deadlines  no coroutine, no timer of its own: the worker's deadline
+//              wheel (detail/deadline_wheel.hpp) calls on_due when the
+//              next look is due; connection_deadlines decides (the receive
+//              and send timeouts, keep-alive pings, the close deadline).
 //
-// Each coroutine and each write in flight holds a shared_ptr to the session;
+// The lifecycle and each write in flight hold a shared_ptr to the session;
+// the deadline wheel holds its address only while the lifecycle runs;
 // the session owns the view, so the view outlives every callback and spawned
 // task.
 
 #include <mallard/close_reason.hpp>
 #include <mallard/detail/coalescing_stream.hpp>
+#include <mallard/detail/connection_deadlines.hpp>
+#include <mallard/detail/deadline_wheel.hpp>
 #include <mallard/detail/deflate/offer.hpp>
 #include <mallard/detail/http/responses.hpp>
+#include <mallard/detail/pooled_buffer.hpp>
 #include <mallard/detail/deflate/inflating_stream.hpp>
 #include <mallard/detail/session_base.hpp>
 #include <mallard/detail/utf8.hpp>
@@ -31,6 +38,7 @@
 #include <mallard/websocket_view.hpp>
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/stream_traits.hpp>
@@ -50,7 +58,7 @@
 namespace mallard::detail {
 
 template <class Stream>
-class session final : public session_base, private read_pacer {
+class session final : public session_base, private read_pacer, private deadline_wheel::entry {
 public:
     session(Stream stream, std::unique_ptr<websocket_view> view, connection_limits const& limits,
             logger const& log, std::uint64_t id, worker& owner, session_services services,
@@ -59,11 +67,11 @@ public:
         , ws_(std::move(stream))
         , view_(std::move(view))
         , worker_(owner)
-        , timer_(owner.loop().get_executor())
-        , beside_ended_(owner.loop().get_executor())
-        , handed_over_(owner.loop().get_executor())
+        , buffer_(owner.buffers())
         , close_timeout_(handshake_timeout)
         , asks_view_on_upgrade_(asks_view_on_upgrade)
+        , deadlines_({limits.receive_timeout, limits.send_timeout, limits.ping_interval},
+                     clock::now())
     {
         view_access::attach(*view_, this);
         // Our own receive timeout sends a close frame (1001) where Beast's idle
@@ -88,10 +96,12 @@ public:
         // copy into a 4 KiB fragment buffer, and no Nagle-delayed tail.
         ws_.auto_fragment(false);
         ws_.control_callback([this](websocket::frame_type, beast::string_view) {
-            last_activity_ = clock::now();
+            deadlines_.activity(clock::now());
         });
         ws_.next_layer().pace_reads(this);
     }
+
+    ~session() { worker_.unschedule(*this); }
 
     /// Asks the view, completes the opening handshake and runs the
     /// connection to its end. `already_read` is what the client sent right
@@ -174,10 +184,10 @@ public:
         ++running_beside_;
         writer_started_ = true;
         pump(); // on_upgrade may have queued messages already
-        start_beside(timer_loop());
+        look_later(clock::now());
         co_await lifecycle();
         while (running_beside_ != 0)
-            co_await beside_ended_.wait();
+            co_await state_changed_.wait();
 
         worker_.finished(this);
     }
@@ -220,25 +230,13 @@ public:
 private:
     using clock = std::chrono::steady_clock;
 
-    void start_beside(task<void> loop)
-    {
-        ++running_beside_;
-        net::co_spawn(worker_.loop(), std::move(loop),
-                      [self = shared_from_this(), this](std::exception_ptr e) {
-                          if (e)
-                              log_exception("the connection's writer or timer", e);
-                          --running_beside_;
-                          beside_ended_.notify();
-                      });
-    }
-
     // The view's on_upgrade, bounded by the handshake timeout: a hook waiting
     // on a slow token service must not hold a socket forever.
     task<upgrade_decision> decide_upgrade()
     {
         using namespace net::experimental::awaitable_operators;
-        timer_.expires_after(close_timeout_);
-        auto outcome = co_await (ask_view() || timer_.async_wait(use_tuple));
+        net::steady_timer deadline(executor_, close_timeout_);
+        auto outcome = co_await (ask_view() || deadline.async_wait(use_tuple));
         if (outcome.index() == 0)
             co_return std::get<0>(std::move(outcome));
         log_.write(log_level::warning, log_category::diagnostic,
@@ -283,7 +281,7 @@ private:
         worker_.closed();
         services_.stats.closed(static_cast<std::uint16_t>(why.code));
         abort(); // Beast has torn the connection down already unless it failed
-        timer_.cancel();
+        worker_.unschedule(*this);
         co_await stop_tasks();
         if (log_.enabled(log_level::info))
             log_.write(log_level::info, log_category::access,
@@ -302,7 +300,7 @@ private:
         for (;;) {
             if (close_request_)
                 co_return co_await finish_close();
-            last_activity_ = clock::now();
+            deadlines_.activity(clock::now());
             reading_ = true;
             auto [ec, size] = co_await ws_.async_read(buffer_, use_tuple);
             reading_ = false;
@@ -327,9 +325,7 @@ private:
                     handler_failed("on_receive", std::current_exception());
                 }
             }
-            buffer_.consume(buffer_.size());
-            if (buffer_.capacity() > retained_buffer_bytes)
-                buffer_.shrink_to_fit(); // one large message must not pin its memory
+            buffer_.release(); // an idle connection holds no buffer of its own
             if (queue_.departed() < queue_.queued())
                 co_await hand_over_replies(queue_.queued());
         }
@@ -344,7 +340,7 @@ private:
     {
         while (queue_.departed() < queued && !writer_finished_) {
             reader_waiting_ = true;
-            co_await handed_over_.wait();
+            co_await state_changed_.wait();
             reader_waiting_ = false;
         }
     }
@@ -352,7 +348,7 @@ private:
     void wake_reader()
     {
         if (reader_waiting_)
-            handed_over_.notify();
+            state_changed_.notify();
     }
 
     // Once a close is requested the reader starts no new read: the writer's
@@ -364,7 +360,7 @@ private:
     task<close_reason> finish_close()
     {
         while (!writer_finished_)
-            co_await beside_ended_.wait();
+            co_await state_changed_.wait();
         co_return classify(writer_error_);
     }
 
@@ -378,7 +374,7 @@ private:
     void close_requested() override
     {
         close_deadline_ = clock::now() + close_timeout_;
-        timer_.cancel(); // the timer loop now waits for the close deadline
+        look_soon(); // the next look is the close deadline
         wake_reader();   // the request may have cleared what it waits for
         ws_.next_layer().resume_reading(); // the peer's close frame is owed
         // Not from inside whatever asked for the close (a read, another
@@ -457,7 +453,7 @@ private:
             case writer_step::finish:
                 writer_finished_ = true;
                 --running_beside_;
-                beside_ended_.notify(); // finish_close and run wait for this
+                state_changed_.notify(); // finish_close and run wait for this
                 wake_reader();
                 return;
             }
@@ -541,78 +537,66 @@ private:
     {
         sending_ = true;
         ++writes_done_;
-        if (std::exchange(timer_asleep_, false))
-            timer_.cancel();
+        if (deadlines_.wake_for_sending())
+            look_soon();
     }
 
-    // Wakes for the receive timeout, the send timeout, the next ping, and,
-    // once a close is requested, the deadline by which the close must be
-    // done: a client that stopped reading could block the writer, and so the
-    // close frame, forever. While the writer has something to write, it
-    // looks every quarter of the send timeout, so a client that stops
-    // reading is closed within 1.25 times the send timeout of the last
-    // progress.
-    task<void> timer_loop()
+    // --- the deadlines -------------------------------------------------------
+    //
+    // The worker's deadline wheel calls on_due when the time set by
+    // look_later has come; connection_deadlines decides.
+
+    deadline_inputs what_deadlines_see() const noexcept
     {
-        auto const timeout = limits_.receive_timeout;
-        auto const send_timeout = limits_.send_timeout;
-        auto const interval = limits_.ping_interval;
-        auto next_ping = clock::now() + interval;
-        auto send_progress = clock::now(); // when the writer last wrote, or had nothing to
-        std::uint64_t writes_seen = 0;
-        while (!ended_) {
-            auto wake = clock::time_point::max();
-            timer_asleep_ = false;
-            if (close_request_)
-                wake = close_deadline_;
-            else {
-                if (timeout.count() != 0)
-                    wake = last_activity_ + timeout;
-                if (send_timeout.count() != 0) {
-                    wake = std::min(wake, send_progress + send_timeout);
-                    if (sending_)
-                        wake = std::min(wake, clock::now() + send_timeout / 4);
-                    else
-                        timer_asleep_ = true; // started_sending() wakes it
-                }
-                if (interval.count() != 0)
-                    wake = std::min(wake, next_ping);
-            }
-            timer_.expires_at(wake);
-            co_await timer_.async_wait(use_tuple); // woken early when rescheduled
-            if (ended_)
-                break;
-            auto const now = clock::now();
-            if (close_request_) {
-                if (now >= close_deadline_)
-                    abort();
-                continue;
-            }
-            if (!reading_)
-                last_activity_ = now; // a busy handler is not an idle peer
-            // Any byte from the peer counts, a frame's middle too: a slow
-            // upload of a large message is not an idle connection.
-            if (auto const read = ws_.next_layer().bytes_read(); read != bytes_seen_) {
-                bytes_seen_ = read;
-                last_activity_ = now;
-            }
-            // The writer holding something it could not write since the last
-            // look, and for send_timeout in all, is stuck behind the client.
-            if (!sending_ || writes_done_ != writes_seen) {
-                writes_seen = writes_done_;
-                send_progress = now;
-            }
-            if (send_timeout.count() != 0 && now >= send_progress + send_timeout)
-                request_close(close_code::policy_violation, "send timeout",
-                              close_cause::send_timeout);
-            else if (timeout.count() != 0 && now >= last_activity_ + timeout)
-                request_close(close_code::going_away, "receive timeout",
-                              close_cause::receive_timeout);
-            else if (interval.count() != 0 && now >= next_ping) {
-                (void)send_now({outbound_message::kind::ping, {}, {}});
-                next_ping = now + interval;
-            }
+        deadline_inputs in;
+        in.close_requested = close_request_.has_value();
+        in.close_deadline = close_deadline_;
+        in.in_handler = !reading_;
+        in.bytes_read = ws_.next_layer().bytes_read();
+        in.sending = sending_;
+        in.writes_done = writes_done_;
+        return in;
+    }
+
+    void look_later(clock::time_point now)
+    {
+        if (ended_)
+            return;
+        auto const due = deadlines_.next_look(now, what_deadlines_see());
+        if (due == clock::time_point::max())
+            worker_.unschedule(*this);
+        else
+            worker_.schedule(*this, due);
+    }
+
+    // At the wheel's next tick, from a turn of its own.
+    void look_soon()
+    {
+        if (!ended_)
+            worker_.schedule(*this, clock::time_point{});
+    }
+
+    void on_due(clock::time_point now) override
+    {
+        if (ended_)
+            return;
+        switch (deadlines_.look(now, what_deadlines_see())) {
+        case deadline_action::none:
+            break;
+        case deadline_action::abort:
+            abort();
+            break;
+        case deadline_action::send_timeout:
+            request_close(close_code::policy_violation, "send timeout", close_cause::send_timeout);
+            break;
+        case deadline_action::receive_timeout:
+            request_close(close_code::going_away, "receive timeout", close_cause::receive_timeout);
+            break;
+        case deadline_action::ping:
+            (void)send_now({outbound_message::kind::ping, {}, {}});
+            break;
         }
+        look_later(now);
     }
 
     static bool is_inflate_error(error_code const& ec) { return ec == inflate_error::bad_data; }
@@ -688,18 +672,12 @@ private:
         return why;
     }
 
-    // Larger read buffers are released after the message that grew them.
-    static constexpr std::size_t retained_buffer_bytes = 64 * 1024;
-
     // Beast above two layers of ours: writes gathered (coalescing_stream),
     // client messages inflated (inflating_stream), then TCP or TLS.
     websocket::stream<coalescing_stream<inflating_stream<Stream>>> ws_;
     std::unique_ptr<websocket_view> view_;
     worker& worker_;
-    beast::flat_buffer buffer_;
-    net::steady_timer timer_;
-    event beside_ended_; // the writer or timer_loop has finished
-    event handed_over_;  // the writer took a message (see hand_over_replies)
+    pooled_buffer buffer_; // the message being read or handled
     bool reader_waiting_ = false;
     bool writer_started_ = false;  // the 101 is sent: the writer may write
     bool writer_finished_ = false;
@@ -712,14 +690,12 @@ private:
     std::chrono::milliseconds close_timeout_;
     bool asks_view_on_upgrade_; // see route::asks_on_upgrade
     clock::time_point close_deadline_;
-    clock::time_point last_activity_ = clock::now();
-    std::uint64_t bytes_seen_ = 0; // bytes_read() when the timer last looked
     bool reading_ = false;
     bool writing_ = false; // a Beast write, ping or close is in flight
     bool sending_ = false; // the writer has something to write, or is writing it
-    bool timer_asleep_ = false; // the timer looks next without the writer sending
     std::uint64_t writes_done_ = 0; // writes and flushes completed, for the send timeout
     bool deflate_agreed_ = false; // the 101 accepted permessage-deflate
+    connection_deadlines deadlines_;
 };
 
 } // namespace mallard::detail

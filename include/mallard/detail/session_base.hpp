@@ -65,6 +65,11 @@ struct close_request {
 
 /// A timer that never expires by itself: `notify()` wakes every coroutine
 /// waiting on it. Its expiry is set once, so waiters never cancel each other.
+/// A connection has one, for every condition its coroutines wait for (the
+/// queue drained, the spawned tasks done, the writer finished or having
+/// taken a message): each waits in a loop on its own condition, so a wake-up
+/// meant for another only costs a look, and a connection carries one timer
+/// instead of one per condition.
 class event {
 public:
     explicit event(executor_type const& ex) : timer_(ex, net::steady_timer::time_point::max()) {}
@@ -85,8 +90,7 @@ public:
         , id_(id)
         , services_(services)
         , queue_(limits.max_send_queue_bytes, limits.slow_consumer)
-        , drained_(ex)
-        , tasks_done_(ex)
+        , state_changed_(ex)
     {
     }
 
@@ -152,7 +156,7 @@ public:
     {
         while (over_high_water()) {
             ++throttled_;
-            co_await drained_.wait();
+            co_await state_changed_.wait();
             --throttled_;
         }
     }
@@ -218,7 +222,7 @@ protected:
         if (cause == close_cause::slow_consumer || cause == close_cause::shutdown ||
             cause == close_cause::send_timeout || cause == close_cause::memory_budget)
             queue_.clear_waiting(); // the backlog is the problem: do not wait for it
-        drained_.notify();
+        state_changed_.notify();
         close_requested();
     }
 
@@ -242,7 +246,7 @@ protected:
         ended_ = true;
         closing_.store(true, std::memory_order_release);
         queue_.clear_waiting();
-        drained_.notify();
+        state_changed_.notify();
         reader_ended();
     }
 
@@ -251,7 +255,7 @@ protected:
     {
         queue_.end_write();
         if (throttled_ != 0 && queue_.bytes() <= limits_.send_queue_high_water)
-            drained_.notify();
+            state_changed_.notify();
     }
 
     /// Cancels every spawned task and waits until all have finished.
@@ -260,7 +264,7 @@ protected:
         for (auto& signal : tasks_)
             signal.emit(net::cancellation_type::terminal);
         while (!tasks_.empty())
-            co_await tasks_done_.wait();
+            co_await state_changed_.wait();
     }
 
     void log_exception(char const* where, std::exception_ptr e) const
@@ -289,6 +293,7 @@ protected:
     send_queue queue_;
     std::optional<close_request> close_request_;
     bool ended_ = false;
+    event state_changed_; // see event: every wait of this connection's coroutines
 
 private:
     send_status enqueue(outbound_message message)
@@ -327,12 +332,10 @@ private:
                 handler_failed("a spawned task", e);
         }
         if (tasks_.empty())
-            tasks_done_.notify();
+            state_changed_.notify();
     }
 
     std::atomic<bool> closing_{false};
-    event drained_;
-    event tasks_done_;
     std::list<net::cancellation_signal> tasks_;
     unsigned throttled_ = 0;
     std::vector<std::string> groups_; // few per connection: a vector beats a set

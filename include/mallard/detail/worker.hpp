@@ -9,7 +9,9 @@
 
 #include <mallard/close_reason.hpp>
 #include <mallard/detail/config.hpp>
+#include <mallard/detail/deadline_wheel.hpp>
 #include <mallard/detail/memory_budget.hpp>
+#include <mallard/detail/pooled_buffer.hpp>
 #include <mallard/detail/session_base.hpp>
 #include <mallard/detail/stats_counters.hpp>
 #include <mallard/detail/tcp_stream.hpp>
@@ -37,12 +39,14 @@ public:
     /// Group name to this thread's members of it.
     using group_members = std::unordered_map<std::string, std::vector<session_base*>>;
 
-    explicit worker(std::size_t position)
+    /// `tick`: the deadline wheel's (see choose_tick).
+    worker(std::size_t position, std::chrono::milliseconds tick)
         : index_(position)
         , loop_(std::make_unique<net::io_context>(1))
         , guard_(std::in_place, loop_->get_executor())
         , shutdown_timer_(std::in_place, *loop_)
         , memory_timer_(std::in_place, *loop_)
+        , deadlines_(std::in_place, *loop_, tick)
     {
     }
 
@@ -54,6 +58,7 @@ public:
         tearing_down_ = true;
         shutdown_timer_.reset();
         memory_timer_.reset();
+        deadlines_.reset(); // connections destroyed with the loop do not unschedule
         guard_.reset();
         loop_.reset();
     }
@@ -66,6 +71,24 @@ public:
 
     /// The event loop; concurrency hint 1: exactly one thread runs it.
     net::io_context& loop() noexcept { return *loop_; }
+
+    /// This thread's connection deadlines: `e` is due at `due` (see
+    /// deadline_wheel.hpp); this thread.
+    void schedule(deadline_wheel::entry& e, std::chrono::steady_clock::time_point due)
+    {
+        if (!tearing_down_)
+            deadlines_->schedule(e, due);
+    }
+    void unschedule(deadline_wheel::entry& e) noexcept
+    {
+        if (!tearing_down_)
+            deadlines_->cancel(e);
+    }
+    /// Connections with a deadline scheduled; this thread.
+    std::size_t deadlines_scheduled() const noexcept { return deadlines_->size(); }
+
+    /// This thread's spare message buffers (see pooled_buffer.hpp).
+    buffer_pool& buffers() noexcept { return buffers_; }
 
     /// This thread's counters.
     stats_counters& stats() noexcept { return stats_; }
@@ -256,6 +279,8 @@ private:
     // Bounds the shutdown: the grace period, then a last one for on_close.
     std::optional<net::steady_timer> shutdown_timer_;
     std::optional<net::steady_timer> memory_timer_; // the memory budget's next look
+    std::optional<deadline_wheel> deadlines_;       // every connection's deadlines
+    buffer_pool buffers_;
     std::size_t memory_share_ = 0;
     std::size_t held_estimate_ = 0; // the last look's total plus bytes read since
     std::vector<session_base*> looked_at_; // the last look's connections, and
