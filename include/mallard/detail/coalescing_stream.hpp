@@ -18,6 +18,12 @@
 // written. The teardown at the end of a closing handshake flushes first, so
 // that nothing queued is lost to the half-close.
 //
+// A write that is sure to be held (can_hold) may also be made through the
+// synchronous write_some: Beast's synchronous write of a message then frames
+// it straight into the buffer, without a composed operation and a posted
+// completion. That write never touches the socket: it fails (would_block)
+// rather than write or wait.
+//
 // What it holds is bounded: while a flush is in flight (the peer is slow to
 // take what we sent), a write that would hold more than
 // max_held_while_flushing waits for that flush before it completes. Beast
@@ -27,6 +33,8 @@
 #include <mallard/detail/config.hpp>
 
 #include <boost/asio/append.hpp>
+#include <boost/asio/associator.hpp>
+#include <boost/asio/error.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/compose.hpp>
@@ -35,6 +43,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/role.hpp>
 #include <boost/beast/websocket/teardown.hpp>
+#include <boost/system/system_error.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -55,6 +64,21 @@ public:
 
 protected:
     ~read_pacer() = default;
+};
+
+/// A write's completion handler that counts the write done first; every
+/// association of the handler it wraps (executor, allocator, cancellation)
+/// is kept (see the associator below).
+template <class Handler>
+struct counted_write_handler {
+    Handler handler;
+    unsigned* in_flight;
+
+    void operator()(error_code ec, std::size_t n)
+    {
+        --*in_flight;
+        std::move(handler)(ec, n);
+    }
 };
 
 template <class NextLayer>
@@ -123,7 +147,11 @@ public:
         return net::async_initiate<Token, void(error_code, std::size_t)>(
             [this](auto handler, ConstBuffers const& buffers) {
                 if (!corked_ && !flushing_) {
-                    next_.async_write_some(buffers, std::move(handler));
+                    // Counted: a frame part-way through its write must not
+                    // have bytes held behind its beginning (see can_hold).
+                    ++writes_in_flight_;
+                    next_.async_write_some(buffers, counted_write_handler<decltype(handler)>{
+                                                        std::move(handler), &writes_in_flight_});
                     return;
                 }
                 auto const size = net::buffer_size(buffers);
@@ -136,6 +164,55 @@ public:
                 net::post(get_executor(), net::append(std::move(handler), failed_, taken));
             },
             token, buffers);
+    }
+
+    /// Whether `size` bytes written now, through the synchronous write_some,
+    /// are held without any I/O: the layer is corked, nothing written
+    /// uncorked is still on its way (its frame would be cut in two), and
+    /// the bytes fit beside a flush in flight.
+    bool can_hold(std::size_t size) const noexcept
+    {
+        return corked_ && writes_in_flight_ == 0 && !failed_ && !must_wait(size);
+    }
+
+    /// SyncWriteStream, for writes the caller knows can_hold: holds the
+    /// bytes; otherwise would_block, having written nothing.
+    template <class ConstBuffers>
+    std::size_t write_some(ConstBuffers const& buffers, error_code& ec)
+    {
+        if (!can_hold(net::buffer_size(buffers))) {
+            ec = net::error::would_block;
+            return 0;
+        }
+        ec = {};
+        return hold(buffers);
+    }
+
+    template <class ConstBuffers>
+    std::size_t write_some(ConstBuffers const& buffers)
+    {
+        error_code ec;
+        auto const n = write_some(buffers, ec);
+        if (ec)
+            throw boost::system::system_error(ec);
+        return n;
+    }
+
+    /// SyncReadStream in name only (Beast's synchronous write asks for a
+    /// synchronous stream): reads are asynchronous here.
+    template <class MutableBuffers>
+    std::size_t read_some(MutableBuffers const&, error_code& ec)
+    {
+        ec = net::error::operation_not_supported;
+        return 0;
+    }
+
+    template <class MutableBuffers>
+    std::size_t read_some(MutableBuffers const& buffers)
+    {
+        error_code ec;
+        read_some(buffers, ec);
+        throw boost::system::system_error(ec);
     }
 
     template <class Handler>
@@ -190,8 +267,10 @@ private:
         template <class Self>
         void operator()(Self& self, error_code ec = {}, std::size_t n = 0)
         {
-            if (writing)
+            if (writing) {
+                --stream.writes_in_flight_;
                 return self.complete(ec, n);
+            }
             auto& s = stream;
             if (s.must_wait(net::buffer_size(buffers))) {
                 if (!s.flushed_)
@@ -200,6 +279,7 @@ private:
             }
             if (!s.corked_ && !s.flushing_) {
                 writing = true;
+                ++s.writes_in_flight_;
                 return s.next_.async_write_some(buffers, std::move(self));
             }
             auto const taken = s.hold(buffers);
@@ -324,11 +404,33 @@ private:
     read_pacer* pacer_ = nullptr;
     error_code failed_;
     unsigned reads_in_flight_ = 0;
+    unsigned writes_in_flight_ = 0; // uncorked writes passed to the next layer
     std::uint64_t bytes_read_ = 0;
     bool corked_ = false;
     bool flushing_ = false;
 };
 
 } // namespace mallard::detail
+
+namespace boost::asio {
+
+template <template <class, class> class Associator, class Handler, class DefaultCandidate>
+struct associator<Associator, mallard::detail::counted_write_handler<Handler>, DefaultCandidate>
+    : Associator<Handler, DefaultCandidate> {
+    static typename Associator<Handler, DefaultCandidate>::type
+    get(mallard::detail::counted_write_handler<Handler> const& h) noexcept
+    {
+        return Associator<Handler, DefaultCandidate>::get(h.handler);
+    }
+
+    static auto get(mallard::detail::counted_write_handler<Handler> const& h,
+                    DefaultCandidate const& c) noexcept
+        -> decltype(Associator<Handler, DefaultCandidate>::get(h.handler, c))
+    {
+        return Associator<Handler, DefaultCandidate>::get(h.handler, c);
+    }
+};
+
+} // namespace boost::asio
 
 #endif

@@ -468,6 +468,15 @@ private:
         wake_reader();
         if (corked)
             ws_.next_layer().cork();
+        if (corked && holds_at_once(message)) {
+            // Framed by Beast straight into the corked layer's buffer: no
+            // I/O, so nothing to wait for, and the next step follows now.
+            ws_.text(message.type == outbound_message::kind::text);
+            error_code ec;
+            ws_.write(net::buffer(message.bytes().data(), message.bytes().size()), ec);
+            finish_write(ec, queue_.in_flight_bytes(), true);
+            return;
+        }
         writing_ = true;
         if (message.type == outbound_message::kind::ping) {
             ws_.async_ping(websocket::ping_data(message.bytes().data(), message.bytes().size()),
@@ -483,7 +492,24 @@ private:
                         });
     }
 
+    // Whether Beast's synchronous write of `message` would only be held by
+    // the corked layer (coalescing_stream::can_hold), never written or
+    // waited for. Not with permessage-deflate: its compressed size is not
+    // known before, and a write refused half-way would cut a frame.
+    bool holds_at_once(outbound_message const& message) const noexcept
+    {
+        constexpr std::size_t largest_frame_header = 10; // a server's frames are unmasked
+        return message.type != outbound_message::kind::ping && !deflate_agreed_ &&
+               ws_.next_layer().can_hold(message.bytes().size() + largest_frame_header);
+    }
+
     void wrote(error_code ec, std::size_t bytes, bool data)
+    {
+        finish_write(ec, bytes, data);
+        pump();
+    }
+
+    void finish_write(error_code ec, std::size_t bytes, bool data)
     {
         writing_ = false;
         ++writes_done_;
@@ -491,7 +517,6 @@ private:
             services_.stats.sent(bytes);
         wrote_one();
         failed(ec);
-        pump();
     }
 
     void start_flush()
