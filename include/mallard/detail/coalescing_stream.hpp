@@ -166,6 +166,36 @@ public:
             token, buffers);
     }
 
+    /// Sends what is held now, without waiting, when the next layer can
+    /// (plain TCP) and the socket takes all of it; true then, and the layer
+    /// is uncorked. Otherwise false, and async_flush sends the rest (a
+    /// failure is kept for it to report).
+    bool try_flush() noexcept
+    {
+        if constexpr (requires(error_code& ec) { next_.try_write_some(net::buffer(held_), ec); }) {
+            if (flushing_ || failed_ || writes_in_flight_ != 0 || held_.empty())
+                return false;
+            error_code ec;
+            auto const sent = next_.try_write_some(net::buffer(held_), ec);
+            if (ec == net::error::would_block || ec == net::error::try_again)
+                return false;
+            if (ec) {
+                failed_ = ec;
+                return false;
+            }
+            if (sent < held_.size()) {
+                held_.erase(0, sent); // the kernel's buffer is full: the rest waits for it
+                return false;
+            }
+            held_.clear();
+            release_if_large(held_);
+            corked_ = false;
+            return true;
+        } else {
+            return false;
+        }
+    }
+
     /// Whether `size` bytes written now, through the synchronous write_some,
     /// are held without any I/O: the layer is corked, nothing written
     /// uncorked is still on its way (its frame would be cut in two), and

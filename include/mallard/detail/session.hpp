@@ -521,6 +521,12 @@ private:
 
     void start_flush()
     {
+        // Over plain TCP the socket usually takes it all at once: then there
+        // is nothing to wait for, and the next step follows now.
+        if (ws_.next_layer().try_flush()) {
+            ++writes_done_;
+            return;
+        }
         flushing_ = true;
         ws_.next_layer().async_flush([self = shared_from_this(), this](error_code ec) {
             flushing_ = false;

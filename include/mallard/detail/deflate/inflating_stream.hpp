@@ -73,6 +73,23 @@ public:
         return next_.async_write_some(buffers, std::forward<WriteHandler>(handler));
     }
 
+    /// Writes what the socket takes at once, never waiting (would_block when
+    /// it takes nothing). Only over plain TCP: a TLS stream encrypts first.
+    template <class ConstBufferSequence>
+    std::size_t try_write_some(ConstBufferSequence const& buffers, error_code& ec)
+        requires requires(NextLayer& next) { next.socket().non_blocking(true, ec); }
+    {
+        auto& socket = next_.socket();
+        if (!socket.non_blocking()) {
+            // Our asynchronous operations never look at this: only the
+            // synchronous send below, which must not block.
+            socket.non_blocking(true, ec);
+            if (ec)
+                return 0;
+        }
+        return socket.send(buffers, 0, ec);
+    }
+
     template <class TeardownHandler>
     friend void async_teardown(beast::role_type role, inflating_stream& stream,
                                TeardownHandler&& handler)
