@@ -35,7 +35,9 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 
+#include <netinet/in.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -85,6 +87,10 @@ struct options {
     std::size_t setup_concurrency = 256;
     /// How long opening all connections may take before the run goes on without the rest.
     double setup_timeout = 60.0;
+    /// Source addresses 127.0.0.1 to 127.0.0.N, round robin: one address
+    /// has about 28,000 ephemeral ports towards one server port, so 100,000
+    /// connections need four.
+    std::size_t sources = 1;
 };
 
 char const* mode_name(mode_type m)
@@ -104,11 +110,13 @@ void usage(std::ostream& out)
            "         [--connections N] [--in-flight D] [--size BYTES] [--binary]\n"
            "         [--duration S] [--warmup S] [--server-pid PID]\n"
            "         [--port2 N [--server-pid2 PID] [--redis-pid PID]]\n"
-           "         [--setup-concurrency N] [--setup-timeout S]\n"
+           "         [--setup-concurrency N] [--setup-timeout S] [--sources N]\n"
            "Connects to 127.0.0.1:PORT. Defaults: echo on /ws/echo (broadcast: /ws/broadcast),\n"
            "100 connections, 1 in flight, 16 bytes of text, 3 s measured after 1 s of warm-up.\n"
            "--port2 (broadcast only): half the connections go to a second server sharing the\n"
-           "group, e.g. over Redis; the publisher is on the first.\n";
+           "group, e.g. over Redis; the publisher is on the first.\n"
+           "--sources N: connect from 127.0.0.1 to 127.0.0.N in turn (more than one\n"
+           "address's ephemeral ports, for 100,000 connections).\n";
 }
 
 template <class Number>
@@ -168,6 +176,8 @@ std::optional<options> parse_options(int argc, char** argv)
             ok = parse_integer(value, o.redis_pid) && o.redis_pid > 0;
         else if (arg == "--setup-concurrency")
             ok = parse_integer(value, o.setup_concurrency) && o.setup_concurrency > 0;
+        else if (arg == "--sources")
+            ok = parse_integer(value, o.sources) && o.sources > 0 && o.sources <= 254;
         else if (arg == "--setup-timeout")
             ok = parse_seconds(value, o.setup_timeout) && o.setup_timeout > 0;
         else if (arg == "--path") {
@@ -640,6 +650,28 @@ private:
         }
     }
 
+    // Binds c's socket to its source address, 127.0.0.(1 + index % sources).
+    // IP_BIND_ADDRESS_NO_PORT leaves the port to connect(), which then needs
+    // it unique only per destination, not per source address.
+    bool bind_source(connection& c)
+    {
+        error_code ec;
+        c.socket.open(tcp::v4(), ec);
+        if (!ec) {
+            int const one = 1;
+            ::setsockopt(c.socket.native_handle(), IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one,
+                         sizeof one);
+            auto const host = static_cast<net::ip::address_v4::uint_type>(
+                0x7f000001u + c.index % opt_.sources);
+            c.socket.bind(tcp::endpoint(net::ip::address_v4(host), 0), ec);
+        }
+        if (ec) {
+            finish(c, ec, "bind a source address");
+            return false;
+        }
+        return true;
+    }
+
     void start_connection(connection& c)
     {
         ++c.generation;
@@ -653,6 +685,8 @@ private:
         c.pending = 0;
         ++open_;
         c.started = clock_type::now();
+        if (opt_.sources > 1 && !bind_source(c))
+            return;
         c.socket.async_connect(endpoints_[c.server], [this, &c, g = c.generation](error_code ec) {
             if (g != c.generation || c.done)
                 return;
