@@ -297,10 +297,8 @@ private:
         template <class Self>
         void operator()(Self& self, error_code ec = {}, std::size_t n = 0)
         {
-            if (writing) {
-                --stream.writes_in_flight_;
+            if (writing)
                 return self.complete(ec, n);
-            }
             auto& s = stream;
             if (s.must_wait(net::buffer_size(buffers))) {
                 if (!s.flushed_)
@@ -310,7 +308,8 @@ private:
             if (!s.corked_ && !s.flushing_) {
                 writing = true;
                 ++s.writes_in_flight_;
-                return s.next_.async_write_some(buffers, std::move(self));
+                return s.next_.async_write_some(
+                    buffers, counted_write_handler<Self>{std::move(self), &s.writes_in_flight_});
             }
             auto const taken = s.hold(buffers);
             self.complete(s.failed_, taken);

@@ -91,8 +91,6 @@ public:
     deadline_wheel(deadline_wheel const&) = delete;
     deadline_wheel& operator=(deadline_wheel const&) = delete;
 
-    clock::duration tick() const noexcept { return tick_; }
-
     /// Entries scheduled.
     std::size_t size() const noexcept { return size_; }
 

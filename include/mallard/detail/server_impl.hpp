@@ -139,8 +139,7 @@ public:
         auto tick = choose_tick({close_timeout});
         for (auto const& r : routes.routes()) {
             auto const& l = r.limits();
-            tick = std::min(tick, choose_tick({l.receive_timeout, l.send_timeout / 4,
-                                               l.ping_interval, close_timeout}));
+            tick = std::min(tick, choose_tick({l.receive_timeout, l.send_timeout / 4, l.ping_interval}));
         }
         return tick;
     }

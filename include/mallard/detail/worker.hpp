@@ -84,8 +84,6 @@ public:
         if (!tearing_down_)
             deadlines_->cancel(e);
     }
-    /// Connections with a deadline scheduled; this thread.
-    std::size_t deadlines_scheduled() const noexcept { return deadlines_->size(); }
 
     /// This thread's spare message buffers (see pooled_buffer.hpp).
     buffer_pool& buffers() noexcept { return buffers_; }
