@@ -40,11 +40,27 @@ TEST_CASE("A reply from the handler's turn is corked, and one sent while the rea
     CHECK(next_writer_step(one_message(16, reader_position::in_beast)) ==
           writer_step::write_corked);
     // A broadcast or a spawned task's message to a connection waiting for
-    // its peer: nothing else is coming, so no copy and no later flush.
+    // its peer, when it cannot be framed at once (an uncorked write is on
+    // its way, or a flush holds too much): nothing else is coming, so no
+    // copy and no later flush.
     CHECK(next_writer_step(one_message(16, reader_position::at_peer)) == writer_step::write);
     auto burst = one_message(16, reader_position::at_peer);
     burst.more_waiting = true;
     CHECK(next_writer_step(burst) == writer_step::write_corked);
+}
+
+TEST_CASE("A message framed at once for a connection waiting for its peer is sent from the same turn",
+          "[writer]")
+{
+    auto v = one_message(16, reader_position::at_peer);
+    v.next_frames_at_once = true;
+    CHECK(next_writer_step(v) == writer_step::write_corked);
+    // Framed into the gathered bytes; the reader is at the peer, so they leave now.
+    CHECK(next_writer_step(holding(18, reader_position::at_peer)) == writer_step::flush);
+    // A large one is not copied, framed at once or not.
+    auto large = one_message(8 * 1024 + 1, reader_position::at_peer);
+    large.next_frames_at_once = true;
+    CHECK(next_writer_step(large) == writer_step::write);
 }
 
 TEST_CASE("Large messages are never copied into a corked write", "[writer]")

@@ -200,9 +200,12 @@ public:
     /// are held without any I/O: the layer is corked, nothing written
     /// uncorked is still on its way (its frame would be cut in two), and
     /// the bytes fit beside a flush in flight.
-    bool can_hold(std::size_t size) const noexcept
+    bool can_hold(std::size_t size) const noexcept { return corked_ && could_hold(size); }
+
+    /// Whether can_hold(size) would be true once the layer is corked.
+    bool could_hold(std::size_t size) const noexcept
     {
-        return corked_ && writes_in_flight_ == 0 && !failed_ && !must_wait(size);
+        return writes_in_flight_ == 0 && !failed_ && !must_wait(size);
     }
 
     /// SyncWriteStream, for writes the caller knows can_hold: holds the

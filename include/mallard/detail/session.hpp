@@ -408,6 +408,7 @@ private:
         if (v.message_waiting) {
             v.next_message_bytes = queue_.next_waiting().bytes().size();
             v.more_waiting = queue_.waiting() > 1;
+            v.next_frames_at_once = frames_at_once(queue_.next_waiting());
         }
         v.held_bytes = ws_.next_layer().held_bytes();
         v.reader = where_reader();
@@ -498,9 +499,15 @@ private:
     // known before, and a write refused half-way would cut a frame.
     bool holds_at_once(outbound_message const& message) const noexcept
     {
+        return ws_.next_layer().corked() && frames_at_once(message);
+    }
+
+    // The same, were the layer corked now.
+    bool frames_at_once(outbound_message const& message) const noexcept
+    {
         constexpr std::size_t largest_frame_header = 10; // a server's frames are unmasked
         return message.type != outbound_message::kind::ping && !deflate_agreed_ &&
-               ws_.next_layer().can_hold(message.bytes().size() + largest_frame_header);
+               ws_.next_layer().could_hold(message.bytes().size() + largest_frame_header);
     }
 
     void wrote(error_code ec, std::size_t bytes, bool data)

@@ -36,6 +36,9 @@ struct writer_view {
     bool message_waiting = false;
     std::size_t next_message_bytes = 0;
     bool more_waiting = false;   ///< another message waits behind the next one
+    /// The next message can be framed straight into the gathered bytes,
+    /// with no I/O (small enough, nothing uncorked on its way).
+    bool next_frames_at_once = false;
     std::size_t held_bytes = 0;  ///< gathered beneath Beast, not yet flushed
     reader_position reader = reader_position::in_handler;
     bool turn_ended = false;     ///< asked from the end-of-turn check
@@ -69,8 +72,14 @@ inline writer_step next_writer_step(writer_view const& v) noexcept
     if (v.held_bytes >= flush_at_bytes && !v.flushing)
         return writer_step::flush;
     if (v.message_waiting && !v.writing) {
+        // Corked when replies are coming (they leave together), or when the
+        // message is framed at once: then it is sent by a non-blocking send
+        // from this turn, with no operation left in flight. Otherwise a lone
+        // message (a broadcast or a spawned task's, to a connection waiting
+        // for its peer) goes to Beast as it is: no copy and no later flush.
         bool const replies_coming = v.more_waiting || v.reader != reader_position::at_peer;
-        return v.next_message_bytes <= coalesced_message_bytes && replies_coming
+        return v.next_message_bytes <= coalesced_message_bytes &&
+                       (replies_coming || v.next_frames_at_once)
                    ? writer_step::write_corked
                    : writer_step::write;
     }
