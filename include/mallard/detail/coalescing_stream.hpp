@@ -122,7 +122,6 @@ public:
 
     /// Writes from now on are held until `async_flush`.
     void cork() noexcept { corked_ = true; }
-    bool corked() const noexcept { return corked_; }
     std::size_t held_bytes() const noexcept { return held_.size(); }
 
     /// Uncorks and writes everything held, including what is written while

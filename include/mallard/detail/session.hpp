@@ -469,7 +469,7 @@ private:
         wake_reader();
         if (corked)
             ws_.next_layer().cork();
-        if (corked && holds_at_once(message)) {
+        if (corked && frames_at_once(message)) {
             // Framed by Beast straight into the corked layer's buffer: no
             // I/O, so nothing to wait for, and the next step follows now.
             ws_.text(message.type == outbound_message::kind::text);
@@ -494,15 +494,9 @@ private:
     }
 
     // Whether Beast's synchronous write of `message` would only be held by
-    // the corked layer (coalescing_stream::can_hold), never written or
-    // waited for. Not with permessage-deflate: its compressed size is not
-    // known before, and a write refused half-way would cut a frame.
-    bool holds_at_once(outbound_message const& message) const noexcept
-    {
-        return ws_.next_layer().corked() && frames_at_once(message);
-    }
-
-    // The same, were the layer corked now.
+    // the layer once it is corked (coalescing_stream::could_hold), never
+    // written or waited for. Not with permessage-deflate: its compressed
+    // size is not known before, and a write refused half-way would cut a frame.
     bool frames_at_once(outbound_message const& message) const noexcept
     {
         constexpr std::size_t largest_frame_header = 10; // a server's frames are unmasked
