@@ -76,6 +76,7 @@ int main(int argc, char** argv)
     mallard::server_options options;
     options.port = 8080;
     options.threads = 1;
+    options.metrics_path = "/metrics"; // as in production: the counters' cost is measured
     std::string redis_url;
     for (int i = 1; i < argc; ++i) {
         std::string_view const arg = argv[i];

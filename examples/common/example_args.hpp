@@ -3,7 +3,10 @@
 //   --port N (0 = any free port)  --threads N  --address A (default 127.0.0.1)
 //   --cert FILE --key FILE (PEM; serve wss:// instead of ws://)
 //   --memory-budget BYTES (server_options::memory_budget; 0 = none)
-// plus each example's own flags and valued options. On success the example
+//   --drain-window-ms N (server_options::drain_window: SIGTERM closes the
+//     connections spread over it) --drain-code CODE (drain_close_code, e.g. 1012)
+// plus each example's own flags and valued options. Every example serves
+// its metrics at /metrics and a live status page at /status. On success the example
 // prints "listening on ws://ADDRESS:PORT" (or wss://) as its first line,
 // flushed, so scripts can drive it. SIGUSR1 hands the memory glibc keeps
 // back to the system (malloc_trim) and says "memory trimmed" on stderr: what
@@ -98,10 +101,13 @@ inline std::optional<example_args> parse_args(int argc, char** argv, std::string
     trim_memory_on_sigusr1(name);
     example_args args;
     args.options.port = 8080;
+    // What an operator reads: Prometheus metrics and the live status page.
+    args.options.metrics_path = "/metrics";
+    args.options.status_path = "/status";
     auto usage = [&](std::string const& problem) {
         std::cerr << name << ": " << problem << "\nusage: " << name
                   << " [--port N] [--threads N] [--address A] [--cert FILE --key FILE]"
-                     " [--memory-budget BYTES]";
+                     " [--memory-budget BYTES] [--drain-window-ms N] [--drain-code CODE]";
         for (auto const& f : own_flags)
             std::cerr << " [" << f << "]";
         for (auto const& v : own_values)
@@ -123,6 +129,7 @@ inline std::optional<example_args> parse_args(int argc, char** argv, std::string
         }
         bool const known = arg == "--port" || arg == "--threads" || arg == "--address" ||
                            arg == "--cert" || arg == "--key" || arg == "--memory-budget" ||
+                           arg == "--drain-window-ms" || arg == "--drain-code" ||
                            contains(own_values, arg);
         if (!known)
             return usage("unknown option " + std::string(arg));
@@ -138,6 +145,16 @@ inline std::optional<example_args> parse_args(int argc, char** argv, std::string
         } else if (arg == "--memory-budget") {
             if (!parse_number(value, args.options.memory_budget))
                 return usage("--memory-budget takes a number of bytes (0: no budget)");
+        } else if (arg == "--drain-window-ms") {
+            unsigned milliseconds = 0;
+            if (!parse_number(value, milliseconds))
+                return usage("--drain-window-ms takes a number of milliseconds");
+            args.options.drain_window = std::chrono::milliseconds{milliseconds};
+        } else if (arg == "--drain-code") {
+            std::uint16_t code = 0;
+            if (!parse_number(value, code))
+                return usage("--drain-code takes a close code, e.g. 1001 or 1012");
+            args.options.drain_close_code = mallard::close_code{code};
         } else if (arg == "--address") {
             args.options.address = std::string(value);
         } else {

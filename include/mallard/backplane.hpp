@@ -80,6 +80,17 @@ public:
     /// Publishes that could not be carried to other servers (they still
     /// reached this server's members); reported in `server_stats`.
     virtual std::uint64_t dropped() const noexcept { return 0; }
+
+    /// Whether the links to the other servers are up now; exported as
+    /// `mallard_backplane_up`. Any thread. Default: true (nothing to link).
+    virtual bool connected() const noexcept { return true; }
+
+    /// Publishes handed on towards the other servers; any thread.
+    virtual std::uint64_t published() const noexcept { return 0; }
+
+    /// Times a link to the other servers came up after a failure (lost, or
+    /// not reached); any thread.
+    virtual std::uint64_t reconnects() const noexcept { return 0; }
 };
 
 /// The default backplane: publishes reach this process's members only.

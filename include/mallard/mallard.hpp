@@ -15,6 +15,7 @@
 #include <mallard/router.hpp>
 #include <mallard/send_status.hpp>
 #include <mallard/server.hpp>
+#include <mallard/server_metrics.hpp>
 #include <mallard/server_stats.hpp>
 #include <mallard/task.hpp>
 #include <mallard/tls_context.hpp>

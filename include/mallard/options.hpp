@@ -3,6 +3,7 @@
 #define MALLARD_OPTIONS_HPP
 
 #include <mallard/backplane.hpp>
+#include <mallard/close_reason.hpp>
 #include <mallard/logger.hpp>
 #include <mallard/request.hpp>
 #include <mallard/tls_context.hpp>
@@ -21,6 +22,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace mallard {
@@ -81,11 +83,37 @@ struct server_options {
     /// How long `stop()` waits for clients to finish the closing handshake
     /// before their sockets are cut. Default 5 s.
     std::chrono::milliseconds shutdown_grace = std::chrono::seconds{5};
+    /// How long a graceful stop (`stop()`, SIGTERM) spends closing the open
+    /// connections, spread evenly over it, so that their clients do not all
+    /// reconnect at once; meanwhile the server answers new upgrades with 503
+    /// and `readiness_path` with 503. Default 0: all at once.
+    std::chrono::milliseconds drain_window{0};
+    /// The close code of a graceful stop: 1001 going away (the default), or
+    /// 1012 service restart, which tells clients to come back; any code a
+    /// server may send (3000-4999 too).
+    close_code drain_close_code = close_code::going_away;
+    /// The Retry-After of the 503 that upgrades get while the server drains
+    /// or stops, in whole seconds. Default 5 s.
+    std::chrono::seconds drain_retry_after{5};
+    /// A path that answers GET with 200 "ready" while the server serves and
+    /// 503 from the moment it starts to drain or stop, for load balancers'
+    /// readiness checks (`health_path` stays 200 until the end). Empty: none.
+    std::string readiness_path = "/readyz";
     /// A folder whose files are served for GET and HEAD requests that no
     /// WebSocket route claims (index.html for a folder); empty: none.
     std::string static_directory{};
     /// A path that answers 200 "ok" to GET, for load balancers; empty: none.
     std::string health_path = "/healthz";
+    /// A path that answers GET with the server's metrics in Prometheus'
+    /// text format (the README's Metrics section lists them), e.g.
+    /// "/metrics". Default (empty): none. It tells anyone who can reach the
+    /// port how busy the server is: expose it where scrapers alone reach it.
+    std::string metrics_path{};
+    /// A path that answers GET with a live status page: one self-contained
+    /// HTML page drawing connections, messages per second, send queues,
+    /// close codes and groups from `metrics_path`, which it needs. Default
+    /// (empty): none.
+    std::string status_path{};
     /// Tried first for plain HTTP requests that no WebSocket route claims.
     mallard::http_handler http_handler{};
     /// Carries group publishes between processes. Default (empty): an
@@ -295,6 +323,40 @@ inline void check_server_options(server_options const& options)
                          "only applies with tls set; for ws:// alone use port");
     if (options.plain_port && *options.plain_port != 0 && *options.plain_port == options.port)
         throw_bad_option(where, "plain_port", "must differ from port, which serves wss://");
+    if (!options.status_path.empty() && options.metrics_path.empty())
+        throw_bad_option(where, "status_path",
+                         "needs metrics_path, which the page reads: set metrics_path too "
+                         "(e.g. \"/metrics\")");
+    std::pair<std::string const*, char const*> const paths[] = {
+        {&options.health_path, "health_path"},
+        {&options.readiness_path, "readiness_path"},
+        {&options.metrics_path, "metrics_path"},
+        {&options.status_path, "status_path"},
+    };
+    for (auto const& [path, name] : paths) {
+        if (path->empty())
+            continue;
+        if (path->front() != '/')
+            throw_bad_option(where, name,
+                             ("\"" + *path + "\" must start with '/', e.g. \"/metrics\"").c_str());
+        for (auto const& [other, other_name] : paths)
+            if (other != path && *other == *path)
+                throw_bad_option(where, name,
+                                 ("\"" + *path + "\" is also " + other_name + "; give each its own")
+                                     .c_str());
+    }
+    if (options.drain_window.count() < 0)
+        throw_bad_option(where, "drain_window", "must not be negative (0 closes all at once)");
+    auto const drain_code = static_cast<unsigned>(options.drain_close_code);
+    if (options.drain_close_code != close_code::going_away &&
+        options.drain_close_code != close_code::service_restart &&
+        options.drain_close_code != close_code::try_again_later &&
+        (drain_code < 3000 || drain_code > 4999))
+        throw_bad_option(where, "drain_close_code",
+                         "must be a code a server may send for a stop: 1001, 1012, 1013 or "
+                         "3000-4999");
+    if (options.drain_retry_after.count() < 0)
+        throw_bad_option(where, "drain_retry_after", "must not be negative");
     if (options.memory_budget != 0 && options.memory_budget_timeout.count() <= 0)
         throw_bad_option(where, "memory_budget_timeout",
                          "must be positive (or set memory_budget to 0 for no budget)");

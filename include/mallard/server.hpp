@@ -6,8 +6,10 @@
 #include <mallard/opcode.hpp>
 #include <mallard/options.hpp>
 #include <mallard/router.hpp>
+#include <mallard/server_metrics.hpp>
 #include <mallard/server_stats.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -74,6 +76,13 @@ public:
     /// The server's counters; any thread.
     MALLARD_DECL server_stats stats() const;
 
+    /** Everything the server counts, per route: what `metrics_path` serves
+        (`to_prometheus` writes it in that format). Any thread, a server
+        thread too: it takes no lock that a connection's path takes and
+        waits for no event loop.
+    */
+    MALLARD_DECL server_metrics metrics() const;
+
     /** Serves until `stop()` (or SIGINT/SIGTERM when `handle_signals`), then
         closes every connection gracefully and returns.
 
@@ -83,14 +92,29 @@ public:
     */
     MALLARD_DECL void run();
 
-    /** Stops gracefully: stop accepting, close every connection with 1001,
+    /** Stops gracefully: stop accepting, close every connection with
+        `options.drain_close_code` (1001 by default),
         wait up to `shutdown_grace` for the closing handshakes and every
         `on_close`, cut what remains, and let `run()` return.
 
         Any thread, any number of times; before `run()` it makes `run()`
-        return at once.
+        return at once. With `options.drain_window` set, the connections are
+        closed spread over it first: see `drain`.
     */
     MALLARD_DECL void stop();
+
+    /** Stops gracefully as `stop()` does, but first closes the open
+        connections spread evenly over `window` (with
+        `options.drain_close_code`), so that their clients do not all
+        reconnect at once. During the window the listener stays open: new
+        upgrades get 503 with Retry-After, `readiness_path` 503 and
+        `health_path` 200. Then `shutdown_grace` bounds the closing
+        handshakes of what is left. `stop()` and SIGTERM drain over
+        `options.drain_window`. Any thread; only the first stop counts.
+
+        @throws std::invalid_argument for a negative window.
+    */
+    MALLARD_DECL void drain(std::chrono::milliseconds window);
 
 private:
     std::unique_ptr<detail::server_impl> impl_;

@@ -29,7 +29,9 @@ struct server_stats {
     std::uint64_t memory_held = 0;
     /// Connections whose reading the memory budget has paused, now.
     std::uint64_t connections_paused = 0;
-    /// Connections ended, by the close code in `on_close` (1006: no close frame).
+    /// Connections ended, by the close code in `on_close` (1006: no close
+    /// frame). Codes 1000-1015, 3000-3015 and 4000-4015 are counted one by
+    /// one, any other under 0. `server::metrics()` also has the causes.
     std::map<std::uint16_t, std::uint64_t> closes_by_code;
 
     /// One line for logs: "open 3, opened 10, in 52 msg/1.2 KiB, ...".

@@ -20,6 +20,7 @@
 
 #include <mallard/impl/connection.ipp>
 #include <mallard/impl/server.ipp>
+#include <mallard/impl/server_metrics.ipp>
 #include <mallard/impl/websocket_view.ipp>
 
 // The session on a plain TCP stream, in full: no other translation unit

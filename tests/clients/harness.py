@@ -11,6 +11,7 @@ import re
 import resource
 import signal
 import sys
+import urllib.request
 
 import websockets
 from websockets.exceptions import ConnectionClosed
@@ -25,6 +26,45 @@ LISTENING_RE = re.compile(r"^listening on ws://127\.0\.0\.1:(\d+)$")
 def listening_re(scheme):
     """The first stdout line of a server serving `scheme` ("ws" or "wss")."""
     return re.compile(rf"^listening on {re.escape(scheme)}://127\.0\.0\.1:(\d+)$")
+
+
+async def http_get(url):
+    """GET `url`: (status, content type, body text)."""
+    def fetch():
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.headers["Content-Type"], response.read().decode()
+    return await asyncio.to_thread(fetch)
+
+
+class Scrape:
+    """One scrape of /metrics, parsed by prometheus_client."""
+
+    def __init__(self, text):
+        # Imported here: only the tests that read metrics need the package.
+        from prometheus_client.parser import text_string_to_metric_families
+        self.text = text
+        self.types = {}
+        self.samples = {}
+        for family in text_string_to_metric_families(text):
+            self.types[family.name] = family.type
+            for sample in family.samples:
+                self.samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+
+    def value(self, name, **labels):
+        """The sample's value; 0 when no such sample (a label set never seen)."""
+        return self.samples.get((name, frozenset(labels.items())), 0)
+
+    def total(self, name, **labels):
+        """The sum over every sample of `name` whose labels include `labels`."""
+        wanted = set(labels.items())
+        return sum(v for (n, l), v in self.samples.items() if n == name and wanted <= l)
+
+
+async def scrape_metrics(port):
+    """GET /metrics of the server on `port`, parsed."""
+    status, _, text = await http_get(f"http://127.0.0.1:{port}/metrics")
+    check(status == 200, f"/metrics answered {status}")
+    return Scrape(text)
 
 
 class Failure(Exception):

@@ -42,7 +42,8 @@ import tempfile
 
 from websockets.exceptions import ConnectionClosed
 
-from harness import SHUTDOWN_TIMEOUT, Failure, Server, check, connect, main, run_steps
+from harness import (SHUTDOWN_TIMEOUT, Failure, Server, check, connect, main, run_steps,
+                     scrape_metrics)
 
 NAME = "redis_python"
 CHAT_PATH = "/ws/chat/"
@@ -508,6 +509,13 @@ async def run(binary, directory):
             down += await send("down, noticed", RESTART_BATCH)
             # Local delivery goes on without Redis.
             await local.wait_texts("a_sender", "s", down)
+            outage = await scrape_metrics(a_proc.port)
+            check(outage.value("mallard_backplane_up") == 0,
+                  "mallard_backplane_up is not 0 while Redis is down")
+            check(outage.value("mallard_backplane_dropped_total") >= RESTART_BATCH,
+                  f"mallard_backplane_dropped_total is "
+                  f"{outage.value('mallard_backplane_dropped_total')} after {len(down)} "
+                  f"publishes without Redis")
 
             await redis.start()
             await wait_delivery_back(lambda count: send("probe", count), remote, loop.time(),
@@ -537,6 +545,14 @@ async def run(binary, directory):
             check(max(counts) >= 1, f"A says {max(counts)} publishes reached local members only, "
                                     f"but it published {len(down)}+ while Redis was down: {restored}")
             await b_proc.wait_for_stderr(r"restored after", LOG_TIMEOUT)
+            back = await scrape_metrics(a_proc.port)
+            check(back.value("mallard_backplane_up") == 1, "mallard_backplane_up is not 1 again")
+            check(back.value("mallard_backplane_reconnects_total") >= 2,  # both links
+                  f"mallard_backplane_reconnects_total is "
+                  f"{back.value('mallard_backplane_reconnects_total')}")
+            check(back.value("mallard_backplane_published_total") >= len(before) + len(after),
+                  f"mallard_backplane_published_total is "
+                  f"{back.value('mallard_backplane_published_total')}")
 
             await asyncio.gather(shutdown(a_proc, [sender, local]), shutdown(b_proc, [remote]))
 

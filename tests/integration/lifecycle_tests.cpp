@@ -393,6 +393,37 @@ TEST_CASE("Stopping the server closes every client with 1001 and runs every on_c
     CHECK(p.count("close:shutdown:1001:server shutdown") == 3);
 }
 
+TEST_CASE("drain closes every client with the drain code over the window, refusing upgrades "
+          "meanwhile", "[lifecycle][shutdown][drain]")
+{
+    probe p;
+    test::log_capture log;
+    auto options = test::test_options(log);
+    options.drain_close_code = close_code::service_restart;
+    test::running_server srv(options, probe_routes(p));
+    std::vector<std::unique_ptr<mallard::testing::client>> clients;
+    for (int i = 0; i < 4; ++i)
+        clients.push_back(std::make_unique<mallard::testing::client>(srv.port(), "/ws/probe"));
+    REQUIRE(p.wait_for("open", 4));
+    CHECK_THROWS_WITH(srv.get().drain(std::chrono::milliseconds{-1}),
+                      Catch::Contains("must not be negative"));
+    srv.get().drain(std::chrono::milliseconds{600});
+    CHECK(srv.get().metrics().draining);
+    // The drain was queued on every thread before this upgrade reached one.
+    try {
+        mallard::testing::client late{srv.port(), "/ws/probe"};
+        FAIL("an upgrade during the drain was accepted");
+    } catch (mallard::testing::upgrade_refused const& e) {
+        CHECK(e.status() == 503);
+    }
+    for (auto& c : clients) {
+        CHECK(c->wait_for_close() == close_code::service_restart);
+        CHECK(c->close_text() == "service restart");
+    }
+    srv.stop(); // waits for run(), which returns once the window is over
+    CHECK(p.count("close:shutdown:1012:service restart") == 4);
+}
+
 TEST_CASE("A client that ignores the shutdown is cut after the grace period", "[shutdown]")
 {
     probe p;

@@ -98,7 +98,9 @@ private:
 double allocations_per_echo(std::string const& payload, bool binary, std::size_t in_flight = 1)
 {
     test::log_capture log;
-    test::running_server srv{test::test_options(log, 1),
+    auto options = test::test_options(log, 1);
+    options.metrics_path = "/metrics"; // the counters are kept either way; served too
+    test::running_server srv{options,
                              mallard::router{mallard::path<counting_echo>("/echo", "echo")}};
     mallard::testing::client c{srv.port(), "/echo"};
     constexpr std::size_t total = warmup + measured + 1;
@@ -195,7 +197,9 @@ constexpr std::int64_t idle_budget_bytes = 6 * 1024; // 5,404 bytes when it was 
 TEST_CASE("An idle connection holds at most its budget of heap on the server", "[allocations]")
 {
     test::log_capture log;
-    test::running_server srv{test::test_options(log, 1),
+    auto options = test::test_options(log, 1);
+    options.metrics_path = "/metrics";
+    test::running_server srv{options,
                              mallard::router{mallard::path<measuring_view>("/measure", "measure"),
                                              mallard::path<idle_echo>("/idle", "idle")}};
     mallard::testing::client probe{srv.port(), "/measure"};

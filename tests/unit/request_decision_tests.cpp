@@ -23,6 +23,7 @@ namespace {
 namespace http = boost::beast::http;
 using mallard::detail::decide_request;
 using mallard::detail::http_reply;
+using mallard::detail::server_phase;
 using mallard::detail::server_state;
 using mallard::detail::static_file_reply;
 using mallard::detail::upgrade_plan;
@@ -83,7 +84,7 @@ http_reply reply_of(mallard::detail::request_decision decision)
 TEST_CASE("An upgrade to a path no route matches gets 404", "[http]")
 {
     auto state = make_state();
-    auto const reply = reply_of(decide_request(upgrade_request("/ws/nowhere"), *state, false));
+    auto const reply = reply_of(decide_request(upgrade_request("/ws/nowhere"), *state, server_phase::serving));
     CHECK(reply.response.result() == http::status::not_found);
     CHECK_FALSE(reply.keep_alive);
 }
@@ -93,7 +94,7 @@ TEST_CASE("An upgrade that is not a GET gets 405 naming GET", "[http]")
     auto state = make_state();
     auto req = upgrade_request("/ws/chat/lobby");
     req.method(http::verb::post);
-    auto const reply = reply_of(decide_request(req, *state, false));
+    auto const reply = reply_of(decide_request(req, *state, server_phase::serving));
     CHECK(reply.response.result() == http::status::method_not_allowed);
     CHECK(reply.response[http::field::allow] == "GET");
 }
@@ -101,7 +102,7 @@ TEST_CASE("An upgrade that is not a GET gets 405 naming GET", "[http]")
 TEST_CASE("A plain GET on a WebSocket route gets 426 naming websocket", "[http]")
 {
     auto state = make_state();
-    auto const reply = reply_of(decide_request(plain_get("/ws/chat/lobby"), *state, false));
+    auto const reply = reply_of(decide_request(plain_get("/ws/chat/lobby"), *state, server_phase::serving));
     CHECK(reply.response.result() == http::status::upgrade_required);
     CHECK(reply.response[http::field::upgrade] == "websocket");
     CHECK(reply.response[http::field::sec_websocket_version] == "13");
@@ -113,12 +114,12 @@ TEST_CASE("An origin the route does not allow gets 403, an allowed one or none p
     auto state = make_state();
     auto req = upgrade_request("/ws/chat/lobby");
     req.set(http::field::origin, "https://evil.example");
-    CHECK(reply_of(decide_request(req, *state, false)).response.result() ==
+    CHECK(reply_of(decide_request(req, *state, server_phase::serving)).response.result() ==
           http::status::forbidden);
     req.set(http::field::origin, "https://chat.example");
-    CHECK(std::holds_alternative<upgrade_plan>(decide_request(req, *state, false)));
+    CHECK(std::holds_alternative<upgrade_plan>(decide_request(req, *state, server_phase::serving)));
     req.erase(http::field::origin);
-    CHECK(std::holds_alternative<upgrade_plan>(decide_request(req, *state, false)));
+    CHECK(std::holds_alternative<upgrade_plan>(decide_request(req, *state, server_phase::serving)));
 }
 
 TEST_CASE("Headers over max_request_bytes get 431, bytes that are not HTTP get 400", "[http]")
@@ -140,14 +141,14 @@ TEST_CASE("A bad request target or no common required subprotocol gets 400", "[h
     auto state = make_state();
     SECTION("a target that is not origin-form")
     {
-        auto const reply = reply_of(decide_request(upgrade_request("http://x/ws"), *state, false));
+        auto const reply = reply_of(decide_request(upgrade_request("http://x/ws"), *state, server_phase::serving));
         CHECK(reply.response.result() == http::status::bad_request);
     }
     SECTION("a required subprotocol the client does not offer")
     {
         auto req = upgrade_request("/ws/strict");
         req.set(http::field::sec_websocket_protocol, "other.v9");
-        auto const reply = reply_of(decide_request(req, *state, false));
+        auto const reply = reply_of(decide_request(req, *state, server_phase::serving));
         CHECK(reply.response.result() == http::status::bad_request);
         CHECK_THAT(reply.response.body(), Catch::Matchers::Contains("strict.v1"));
     }
@@ -156,12 +157,35 @@ TEST_CASE("A bad request target or no common required subprotocol gets 400", "[h
 TEST_CASE("An upgrade while the server stops gets 503, a factory that throws, 500", "[http]")
 {
     auto state = make_state();
-    CHECK(reply_of(decide_request(upgrade_request("/ws/chat/lobby"), *state, true))
+    CHECK(reply_of(decide_request(upgrade_request("/ws/chat/lobby"), *state, server_phase::stopping))
               .response.result() == http::status::service_unavailable);
-    CHECK(reply_of(decide_request(upgrade_request("/ws/broken"), *state, false))
+    CHECK(reply_of(decide_request(upgrade_request("/ws/broken"), *state, server_phase::serving))
               .response.result() == http::status::internal_server_error);
 }
 
+
+TEST_CASE("While the server drains, upgrades and readiness get 503 with Retry-After, health 200",
+          "[http][drain]")
+{
+    auto state = make_state({.drain_retry_after = std::chrono::seconds{7}});
+    auto const ready = reply_of(decide_request(plain_get("/readyz"), *state, server_phase::serving));
+    CHECK(ready.response.result() == http::status::ok);
+    CHECK(ready.response.body() == "ready\n");
+    for (auto const phase : {server_phase::draining, server_phase::stopping}) {
+        auto const upgrade =
+            reply_of(decide_request(upgrade_request("/ws/chat/lobby"), *state, phase));
+        CHECK(upgrade.response.result() == http::status::service_unavailable);
+        CHECK(upgrade.response[http::field::retry_after] == "7");
+        auto const readiness = reply_of(decide_request(plain_get("/readyz"), *state, phase));
+        CHECK(readiness.response.result() == http::status::service_unavailable);
+        CHECK(readiness.response[http::field::retry_after] == "7");
+        CHECK(reply_of(decide_request(plain_get("/healthz"), *state, phase)).response.result() ==
+              http::status::ok);
+    }
+    auto without = make_state({.readiness_path = ""});
+    CHECK(reply_of(decide_request(plain_get("/readyz"), *without, server_phase::draining))
+              .response.result() == http::status::not_found);
+}
 TEST_CASE("A file of the static folder is served for GET and HEAD, other methods get 405",
           "[http]")
 {
@@ -172,7 +196,7 @@ TEST_CASE("A file of the static folder is served for GET and HEAD, other methods
     auto state = make_state();
     state->static_root = std::filesystem::canonical(root);
 
-    auto decision = decide_request(plain_get("/index.html"), *state, false);
+    auto decision = decide_request(plain_get("/index.html"), *state, server_phase::serving);
     REQUIRE(std::holds_alternative<static_file_reply>(decision));
     auto const& file = std::get<static_file_reply>(decision);
     CHECK(file.file == *state->static_root / "index.html");
@@ -181,19 +205,19 @@ TEST_CASE("A file of the static folder is served for GET and HEAD, other methods
 
     auto head = plain_get("/index.html");
     head.method(http::verb::head);
-    decision = decide_request(head, *state, false);
+    decision = decide_request(head, *state, server_phase::serving);
     REQUIRE(std::holds_alternative<static_file_reply>(decision));
     CHECK(std::get<static_file_reply>(decision).head_only);
 
     auto post = plain_get("/index.html");
     post.method(http::verb::post);
-    auto const refused = reply_of(decide_request(post, *state, false));
+    auto const refused = reply_of(decide_request(post, *state, server_phase::serving));
     CHECK(refused.response.result() == http::status::method_not_allowed);
     CHECK(refused.response[http::field::allow] == "GET, HEAD");
 
-    CHECK(reply_of(decide_request(plain_get("/../etc/passwd"), *state, false))
+    CHECK(reply_of(decide_request(plain_get("/../etc/passwd"), *state, server_phase::serving))
               .response.result() == http::status::not_found);
-    CHECK(reply_of(decide_request(plain_get("/missing.html"), *state, false))
+    CHECK(reply_of(decide_request(plain_get("/missing.html"), *state, server_phase::serving))
               .response.result() == http::status::not_found);
     std::filesystem::remove_all(root);
 }
@@ -201,11 +225,11 @@ TEST_CASE("A file of the static folder is served for GET and HEAD, other methods
 TEST_CASE("The health path answers 200 ok and keeps the connection", "[http]")
 {
     auto state = make_state({.health_path = "/healthz"});
-    auto const reply = reply_of(decide_request(plain_get("/healthz"), *state, false));
+    auto const reply = reply_of(decide_request(plain_get("/healthz"), *state, server_phase::serving));
     CHECK(reply.response.result() == http::status::ok);
     CHECK(reply.response.body() == "ok\n");
     CHECK(reply.keep_alive);
-    CHECK(reply_of(decide_request(plain_get("/other"), *state, false)).response.result() ==
+    CHECK(reply_of(decide_request(plain_get("/other"), *state, server_phase::serving)).response.result() ==
           http::status::not_found);
 }
 
@@ -224,14 +248,14 @@ TEST_CASE("The user's http_handler answers first, when it throws the client gets
         return res;
     };
     auto state = make_state(std::move(options));
-    auto const reply = reply_of(decide_request(plain_get("/api/time"), *state, false));
+    auto const reply = reply_of(decide_request(plain_get("/api/time"), *state, server_phase::serving));
     CHECK(reply.response.result() == http::status::ok);
     CHECK(reply.response.body() == "12:00");
     CHECK(reply.response.version() == 11); // the request's version, whatever the handler set
-    CHECK(reply_of(decide_request(plain_get("/throw"), *state, false)).response.result() ==
+    CHECK(reply_of(decide_request(plain_get("/throw"), *state, server_phase::serving)).response.result() ==
           http::status::internal_server_error);
     // Declined: the health check and the rest still answer.
-    CHECK(reply_of(decide_request(plain_get("/healthz"), *state, false)).response.result() ==
+    CHECK(reply_of(decide_request(plain_get("/healthz"), *state, server_phase::serving)).response.result() ==
           http::status::ok);
 }
 
@@ -241,7 +265,7 @@ TEST_CASE("An upgrade plan carries the route, a new view, the subprotocol and th
     auto state = make_state();
     auto req = upgrade_request("/ws/chat/lob%20by?name=ann");
     req.set(http::field::sec_websocket_protocol, "chat.v1, chat.v2");
-    auto decision = decide_request(req, *state, false);
+    auto decision = decide_request(req, *state, server_phase::serving);
     REQUIRE(std::holds_alternative<upgrade_plan>(decision));
     auto const& plan = std::get<upgrade_plan>(decision);
     CHECK(plan.matched->name() == "chat");
@@ -251,7 +275,7 @@ TEST_CASE("An upgrade plan carries the route, a new view, the subprotocol and th
     CHECK(plan.request.query_param("name") == "ann");
 
     auto without = upgrade_request("/ws/chat/lobby");
-    auto second = decide_request(without, *state, false);
+    auto second = decide_request(without, *state, server_phase::serving);
     REQUIRE(std::holds_alternative<upgrade_plan>(second));
     CHECK(std::get<upgrade_plan>(second).subprotocol.empty());
 }
@@ -273,14 +297,14 @@ TEST_CASE("A Sec-WebSocket-Key must be base64 of 16 bytes, sent once, or the upg
     auto state = make_state();
     auto req = upgrade_request("/ws/chat/lobby");
     req.set(http::field::sec_websocket_key, "AAECAwQFBgc=");
-    CHECK(reply_of(decide_request(req, *state, false)).response.result() ==
+    CHECK(reply_of(decide_request(req, *state, server_phase::serving)).response.result() ==
           http::status::bad_request);
     req.set(http::field::sec_websocket_key, "dGhlIHNhbXBsZSBub25jZQ==");
     req.insert(http::field::sec_websocket_key, "dGhlIHNhbXBsZSBub25jZQ==");
-    CHECK(reply_of(decide_request(req, *state, false)).response.result() ==
+    CHECK(reply_of(decide_request(req, *state, server_phase::serving)).response.result() ==
           http::status::bad_request);
     req.erase(http::field::sec_websocket_key);
-    CHECK(reply_of(decide_request(req, *state, false)).response.result() ==
+    CHECK(reply_of(decide_request(req, *state, server_phase::serving)).response.result() ==
           http::status::bad_request);
 }
 
@@ -289,13 +313,13 @@ TEST_CASE("An HTTP/1.1 request without Host, or any with two, gets 400", "[http]
     auto state = make_state();
     auto upgrade = upgrade_request("/ws/chat/lobby");
     upgrade.erase(http::field::host);
-    CHECK(reply_of(decide_request(upgrade, *state, false)).response.result() ==
+    CHECK(reply_of(decide_request(upgrade, *state, server_phase::serving)).response.result() ==
           http::status::bad_request);
     auto health = plain_get("/healthz");
     health.insert(http::field::host, "other");
-    CHECK(reply_of(decide_request(health, *state, false)).response.result() ==
+    CHECK(reply_of(decide_request(health, *state, server_phase::serving)).response.result() ==
           http::status::bad_request);
     // HTTP/1.0 has no Host requirement.
     http::request<http::empty_body> old{http::verb::get, "/healthz", 10};
-    CHECK(reply_of(decide_request(old, *state, false)).response.result() == http::status::ok);
+    CHECK(reply_of(decide_request(old, *state, server_phase::serving)).response.result() == http::status::ok);
 }

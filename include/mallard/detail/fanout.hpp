@@ -17,6 +17,7 @@
 #include <mallard/detail/group_hub.hpp>
 #include <mallard/detail/session_base.hpp>
 #include <mallard/detail/worker.hpp>
+#include <mallard/server_metrics.hpp>
 
 #include <boost/asio/post.hpp>
 
@@ -52,6 +53,23 @@ public:
 
     /// Publishes the backplane could not carry to other servers.
     std::uint64_t backplane_dropped() const noexcept { return backplane_->dropped(); }
+
+    /// What the backplane reports; any thread.
+    backplane_metrics backplane_status() const noexcept
+    {
+        return {backplane_->connected(), backplane_->published(), backplane_->dropped(),
+                backplane_->reconnects()};
+    }
+
+    /// Adds the groups with a member on this server, and their memberships,
+    /// to `metrics`; any thread.
+    void count_groups(server_metrics& metrics) const
+    {
+        std::lock_guard lock(mutex_);
+        metrics.groups += counts_.size();
+        for (auto const& [name, members] : counts_)
+            metrics.group_members += members;
+    }
 
     void join(std::size_t index, session_base& session, std::string const& group) override
     {

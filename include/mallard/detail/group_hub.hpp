@@ -32,11 +32,13 @@ public:
     virtual std::size_t size(std::string const& group) const = 0;
 };
 
-/// What a session is given by its server: groups, counters, its thread's index.
+/// What a session is given by its server: groups, its route's counters on
+/// its thread, its thread's index and its route's.
 struct session_services {
     group_hub& groups;
     stats_counters& stats;
     std::size_t worker_index;
+    std::size_t route_index;
 };
 
 } // namespace mallard::detail

@@ -101,11 +101,14 @@ task<void> serve_http(Stream stream, server_state& server, worker& w)
             co_return;
         }
         auto upgrade = parser.release();
-        auto decision = decide_request(upgrade, server, w.stopping());
+        auto decision = decide_request(upgrade, server, w.phase());
         if (!std::holds_alternative<upgrade_plan>(decision)) {
             bool keep = false;
-            if (auto* reply = std::get_if<http_reply>(&decision))
+            if (auto* reply = std::get_if<http_reply>(&decision)) {
+                if (websocket::is_upgrade(upgrade))
+                    w.http_stats().refused(reply->response.result_int());
                 keep = co_await respond(stream, reply->response, reply->keep_alive);
+            }
             else
                 keep = co_await send_static_file(stream, upgrade,
                                                  std::get<static_file_reply>(decision), log);
@@ -117,10 +120,13 @@ task<void> serve_http(Stream stream, server_state& server, worker& w)
 
         registration.release(); // the session registers itself until the upgrade is done
         tcp.expires_never();    // from here on Beast's WebSocket timeouts apply
+        auto const route_index =
+            static_cast<std::size_t>(plan.matched - server.routes.routes().data());
         auto connection = std::make_shared<session<Stream>>(
             std::move(stream), std::move(plan.view), plan.matched->limits(), log,
             server.next_id.fetch_add(1, std::memory_order_relaxed), w,
-            session_services{*server.groups, w.stats(), w.index()}, options.handshake_timeout,
+            session_services{*server.groups, w.stats(route_index), w.index(), route_index},
+            options.handshake_timeout,
             plan.matched->asks_on_upgrade());
         // The connection runs as a coroutine of its own, so that this one
         // ends now: its frame (the HTTP parser's buffers, the TCP stream it

@@ -11,12 +11,16 @@
 #include <mallard/detail/fanout.hpp>
 #include <mallard/detail/listener.hpp>
 #include <mallard/detail/log_throttle.hpp>
+#include <mallard/detail/process_figures.hpp>
 #include <mallard/detail/server_state.hpp>
 #include <mallard/detail/tls_acceptor.hpp>
 #include <mallard/detail/worker.hpp>
 #include <mallard/options.hpp>
 #include <mallard/router.hpp>
+#include <mallard/server_metrics.hpp>
 #include <mallard/server_stats.hpp>
+
+#include <boost/url/parse.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -52,12 +56,16 @@ public:
         state_->options = std::move(options);
         state_->routes = std::move(routes);
         auto const tick = deadline_tick(state_->routes, state_->options.handshake_timeout);
+        auto const route_count = state_->routes.routes().size();
         for (unsigned i = 0; i < state_->options.threads; ++i) {
-            workers_.push_back(std::make_unique<worker>(i, tick));
+            workers_.push_back(std::make_unique<worker>(i, tick, route_count));
             if (auto const budget = state_->options.memory_budget; budget != 0)
                 workers_.back()->watch_memory(std::max<std::size_t>(budget / state_->options.threads, 1),
                                               state_->options.memory_budget_timeout);
+            workers_.back()->start_looking();
         }
+        check_operator_paths(state_->options, state_->routes);
+        state_->read_metrics = [this] { return metrics(); };
         auto carrier = state_->options.backplane;
         if (!carrier)
             carrier = std::make_shared<in_process_backplane>();
@@ -109,6 +117,7 @@ public:
 
     std::size_t publish(std::string const& group, std::string message, opcode op = opcode::text)
     {
+        server_publishes_.fetch_add(1, std::memory_order_relaxed);
         return fanout_->publish(group, std::make_shared<std::string const>(std::move(message)), op,
                                 0);
     }
@@ -119,15 +128,53 @@ public:
     /// The server's counters; any thread.
     server_stats stats() const
     {
+        auto const all = metrics();
         server_stats total;
-        for (auto const& w : workers_) {
-            w->stats().add_to(total);
+        for (auto const& w : workers_)
             total.connections_open += w->open_connections();
-            total.memory_held += w->memory_held();
-            total.connections_paused += w->connections_paused();
+        for (auto const& route : all.routes) {
+            total.connections_opened += route.connections_opened;
+            total.messages_in += route.messages_in;
+            total.bytes_in += route.bytes_in;
+            total.messages_out += route.messages_out;
+            total.bytes_out += route.bytes_out;
+            total.messages_dropped += route.messages_dropped;
+            for (auto const& close : route.closes)
+                total.closes_by_code[close.code] += close.count;
         }
-        total.backplane_dropped = fanout_->backplane_dropped();
+        total.memory_held = all.memory_held;
+        total.connections_paused = all.connections_paused;
+        total.backplane_dropped = all.backplane.dropped;
         return total;
+    }
+
+    /// Everything the server counts; any thread, without stopping a loop:
+    /// each worker's counters are atomics that only its thread writes.
+    server_metrics metrics() const
+    {
+        server_metrics all;
+        auto const& routes = state_->routes.routes();
+        all.routes.resize(routes.size());
+        for (std::size_t i = 0; i < routes.size(); ++i) {
+            auto& r = all.routes[i];
+            r.route = routes[i].name().empty() ? routes[i].pattern() : routes[i].name();
+            r.pattern = routes[i].pattern();
+            r.slow_consumer = routes[i].limits().slow_consumer;
+        }
+        for (auto const& w : workers_) {
+            for (std::size_t i = 0; i < routes.size(); ++i)
+                w->stats(i).add_to(all.routes[i]);
+            w->http_stats().add_to(all);
+            all.handshakes += w->handshakes();
+            all.memory_held += w->memory_held();
+            all.connections_paused += w->connections_paused();
+        }
+        all.server_publishes = server_publishes_.load(std::memory_order_relaxed);
+        all.draining = draining_.load(std::memory_order_relaxed);
+        fanout_->count_groups(all);
+        all.backplane = fanout_->backplane_status();
+        all.process = read_process_figures();
+        return all;
     }
 
     // The deadline wheel's tick follows the smallest interval any route
@@ -173,16 +220,56 @@ public:
                                   "server stopped; " + stats().summary());
     }
 
-    void stop()
+    void stop() { drain(state_->options.drain_window); }
+
+    /// A graceful stop whose connections are closed spread over `window`;
+    /// the listener stays open meanwhile, refusing upgrades with 503. Only
+    /// the first stop or drain counts.
+    void drain(std::chrono::milliseconds window)
     {
+        if (window.count() < 0)
+            throw std::invalid_argument("mallard::server::drain: the window must not be negative");
         if (stop_requested_.exchange(true))
             return;
+        draining_.store(true, std::memory_order_relaxed);
         // Queued on each worker's loop: it runs at once when the server is
         // running, and first thing in run() when stop() came before it.
-        begin_shutdown();
+        if (window.count() == 0) {
+            begin_shutdown();
+            return;
+        }
+        for (auto& w : workers_)
+            net::post(w->loop(), [this, &w = *w, window] { w.drain(window, stop_terms()); });
+        net::post(workers_.front()->loop(), [this, window] {
+            drain_timer_.emplace(workers_.front()->loop());
+            drain_timer_->expires_after(window);
+            drain_timer_->async_wait([this](error_code) { begin_shutdown(); });
+        });
     }
 
 private:
+    // The paths the server answers itself must not be routes' paths: the
+    // route would win, and the operator would scrape a WebSocket endpoint.
+    static void check_operator_paths(server_options const& options, router const& routes)
+    {
+        for (auto const* path : {&options.metrics_path, &options.status_path}) {
+            if (path->empty())
+                continue;
+            auto url = boost::urls::parse_origin_form(*path);
+            if (!url || *path != url->path())
+                throw std::invalid_argument("mallard::server_options: \"" + *path +
+                                            "\" is not a path; write it as \"/metrics\"");
+            std::vector<std::string> segments;
+            for (auto segment : url->segments())
+                segments.push_back(std::move(segment));
+            path_params ignored;
+            if (auto const* route = routes.match(segments, ignored))
+                throw std::invalid_argument("mallard::server_options: \"" + *path +
+                                            "\" is also the path of route \"" +
+                                            route->pattern() + "\"; choose another");
+        }
+    }
+
     // What serves wss:// for these options: the context load_tls made.
     static tls_acceptor const* tls_acceptor_of(server_options const& options)
     {
@@ -273,6 +360,11 @@ private:
         co_await serve_http(std::move(stream), *state_, w);
     }
 
+    worker::stop_terms stop_terms() const
+    {
+        return {state_->options.drain_close_code, state_->options.drain_retry_after};
+    }
+
     void begin_shutdown()
     {
         net::post(workers_.front()->loop(), [this] {
@@ -289,7 +381,7 @@ private:
     // On the worker's thread: ask every connection to close, then bound the wait.
     void shutdown_worker(worker& w)
     {
-        w.shut_down(state_->options.shutdown_grace, [this] {
+        w.shut_down(state_->options.shutdown_grace, stop_terms(), [this] {
             state_->options.log.write(log_level::error, log_category::diagnostic,
                                       "on_close handlers still running after shutdown "
                                       "grace; stopping their thread");
@@ -320,8 +412,11 @@ private:
     std::optional<fanout> fanout_;
     std::deque<listener> listeners_; // stable addresses: accept loops refer to them
     std::optional<net::signal_set> signals_;
+    std::optional<net::steady_timer> drain_timer_; // the drain window's end, on the first loop
+    std::atomic<bool> draining_{false};
     std::atomic<bool> stop_requested_{false};
     std::atomic<std::size_t> drained_workers_{0};
+    std::atomic<std::uint64_t> server_publishes_{0}; // server::publish, from any thread
     std::mutex run_mutex_;
     bool ran_ = false;
 };

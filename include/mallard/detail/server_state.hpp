@@ -3,12 +3,15 @@
 #define MALLARD_DETAIL_SERVER_STATE_HPP
 
 #include <mallard/detail/group_hub.hpp>
+#include <mallard/detail/server_phase.hpp>
 #include <mallard/options.hpp>
+#include <mallard/server_metrics.hpp>
 #include <mallard/router.hpp>
 
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 
 namespace mallard::detail {
@@ -21,6 +24,8 @@ struct server_state {
     group_hub* groups = nullptr;
     /// The canonical static folder, when there is one.
     std::optional<std::filesystem::path> static_root;
+    /// Reads the server's metrics (for metrics_path); any thread.
+    std::function<server_metrics()> read_metrics;
 };
 
 } // namespace mallard::detail

@@ -120,9 +120,11 @@ public:
         auto decision = upgrade_decision::accept();
         if (asks_view_on_upgrade_)
             decision = co_await decide_upgrade();
-        if (decision.accepted() && worker_.stopping())
+        if (decision.accepted() && worker_.draining())
             decision = upgrade_decision::reject(http::status::service_unavailable,
-                                                "Shutting down\n");
+                                                "Shutting down\n")
+                           .header(http::field::retry_after,
+                                   std::to_string(worker_.stop_plan().retry_after.count()));
         // From here the connection ends by itself: refused, or upgraded and
         // then closed with 1001 if the server is stopping. Cutting it during
         // the 101 would leave the client with no close frame.
@@ -131,6 +133,7 @@ public:
             log_.write(log_level::info, log_category::access,
                        std::to_string(static_cast<unsigned>(decision.status())) +
                            " from on_upgrade for " + request_.path());
+            worker_.http_stats().refused(static_cast<unsigned>(decision.status()));
             co_await refuse_upgrade(decision, upgrade.version());
             co_return;
         }
@@ -172,8 +175,9 @@ public:
         upgrade = http::request<http::empty_body>{}; // this frame lives as long as the connection: free the headers
         worker_.opened(this);
         services_.stats.opened();
-        if (worker_.stopping())
-            request_close(close_code::going_away, "server shutdown", close_cause::shutdown);
+        if (worker_.draining()) // accepted just before the drain began
+            request_close(worker_.stop_plan().code, worker::stop_reason(worker_.stop_plan().code),
+                          close_cause::shutdown);
         if (log_.enabled(log_level::info)) // the line is built only to be written
             log_.write(log_level::info, log_category::access,
                        "connection " + std::to_string(id_) + " opened on " + request_.path());
@@ -251,7 +255,7 @@ private:
         try {
             co_return co_await view_->on_upgrade();
         } catch (...) {
-            log_exception("on_upgrade", std::current_exception());
+            log_exception(handler_callback::on_upgrade, std::current_exception());
         }
         co_return upgrade_decision::reject(http::status::internal_server_error,
                                            "Internal server error\n");
@@ -274,12 +278,12 @@ private:
         try {
             co_await view_->on_open();
         } catch (...) {
-            handler_failed("on_open", std::current_exception());
+            handler_failed(handler_callback::on_open, std::current_exception());
         }
         close_reason why = co_await read_loop();
         mark_ended();
         worker_.closed();
-        services_.stats.closed(static_cast<std::uint16_t>(why.code));
+        services_.stats.closed(static_cast<std::uint16_t>(why.code), why.cause);
         abort(); // Beast has torn the connection down already unless it failed
         worker_.unschedule(*this);
         co_await stop_tasks();
@@ -291,7 +295,7 @@ private:
         try {
             co_await view_->on_close(std::move(why));
         } catch (...) {
-            log_exception("on_close", std::current_exception());
+            log_exception(handler_callback::on_close, std::current_exception());
         }
     }
 
@@ -322,7 +326,7 @@ private:
                 try {
                     co_await view_->on_receive(data, op);
                 } catch (...) {
-                    handler_failed("on_receive", std::current_exception());
+                    handler_failed(handler_callback::on_receive, std::current_exception());
                 }
             }
             buffer_.release(); // an idle connection holds no buffer of its own

@@ -117,6 +117,16 @@ public:
     logger const& log() const noexcept { return log_; }
     std::uint64_t id() const noexcept { return id_; }
 
+    /// The position of this connection's route in the router.
+    std::size_t route_index() const noexcept { return services_.route_index; }
+
+    /// This thread: bytes queued for the client and not yet handed to the
+    /// stream.
+    std::size_t queued_bytes() const noexcept { return queue_.bytes(); }
+
+    /// This thread: counts a group publish by this connection's view.
+    void count_publish() noexcept { services_.stats.published(); }
+
     /// Any thread: false once a close is requested or the connection ended.
     bool is_open() const noexcept { return !closing_.load(std::memory_order_acquire); }
 
@@ -267,19 +277,23 @@ protected:
             co_await state_changed_.wait();
     }
 
-    void log_exception(char const* where, std::exception_ptr e) const
+    /// A view's callback threw: counted, and logged naming it.
+    void log_exception(handler_callback callback, std::exception_ptr e)
     {
+        services_.stats.threw(callback);
         if (!log_.enabled(log_level::error))
             return;
         log_.write(log_level::error, log_category::diagnostic,
-                   "connection " + std::to_string(id_) + " " + request_.path() + ": " + where +
+                   "connection " + std::to_string(id_) + " " + request_.path() + ": " +
+                       (callback == handler_callback::task ? std::string("a spawned task")
+                                                           : std::string(to_string(callback))) +
                        " threw: " + describe(e));
     }
 
     /// A handler threw: log it and close with 1011, as RFC 6455 section 7.4.1 names.
-    void handler_failed(char const* where, std::exception_ptr e)
+    void handler_failed(handler_callback callback, std::exception_ptr e)
     {
-        log_exception(where, e);
+        log_exception(callback, e);
         request_close(close_code::internal_error, "internal error", close_cause::handler_error);
     }
 
@@ -329,7 +343,7 @@ private:
             } catch (...) {
             }
             if (!cancelled)
-                handler_failed("a spawned task", e);
+                handler_failed(handler_callback::task, e);
         }
         if (tasks_.empty())
             state_changed_.notify();

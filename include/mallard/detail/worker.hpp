@@ -12,6 +12,7 @@
 #include <mallard/detail/deadline_wheel.hpp>
 #include <mallard/detail/memory_budget.hpp>
 #include <mallard/detail/pooled_buffer.hpp>
+#include <mallard/detail/server_phase.hpp>
 #include <mallard/detail/session_base.hpp>
 #include <mallard/detail/stats_counters.hpp>
 #include <mallard/detail/tcp_stream.hpp>
@@ -20,6 +21,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -39,14 +41,18 @@ public:
     /// Group name to this thread's members of it.
     using group_members = std::unordered_map<std::string, std::vector<session_base*>>;
 
-    /// `tick`: the deadline wheel's (see choose_tick).
-    worker(std::size_t position, std::chrono::milliseconds tick)
+    /// `tick`: the deadline wheel's (see choose_tick); `routes`: how many
+    /// the server has, each counted apart.
+    worker(std::size_t position, std::chrono::milliseconds tick, std::size_t routes)
         : index_(position)
         , loop_(std::make_unique<net::io_context>(1))
         , guard_(std::in_place, loop_->get_executor())
         , shutdown_timer_(std::in_place, *loop_)
         , memory_timer_(std::in_place, *loop_)
         , deadlines_(std::in_place, *loop_, tick)
+        , route_stats_(std::make_unique<stats_counters[]>(routes))
+        , route_count_(routes)
+        , samples_(routes)
     {
     }
 
@@ -88,9 +94,17 @@ public:
     /// This thread's spare message buffers (see pooled_buffer.hpp).
     buffer_pool& buffers() noexcept { return buffers_; }
 
-    /// This thread's counters.
-    stats_counters& stats() noexcept { return stats_; }
-    stats_counters const& stats() const noexcept { return stats_; }
+    /// This thread's counters of the connections of route `route` (its
+    /// position in the router).
+    stats_counters& stats(std::size_t route) noexcept { return route_stats_[route]; }
+    stats_counters const& stats(std::size_t route) const noexcept { return route_stats_[route]; }
+
+    /// This thread's counts that belong to no route.
+    http_counters& http_stats() noexcept { return http_stats_; }
+    http_counters const& http_stats() const noexcept { return http_stats_; }
+
+    /// Connections in their TLS or HTTP handshake on this thread; any thread.
+    std::size_t handshakes() const noexcept { return handshake_count_.load(std::memory_order_relaxed); }
 
     /// This thread's members of each group (the fanout's bookkeeping).
     group_members& groups() noexcept { return groups_; }
@@ -128,16 +142,59 @@ public:
     void count_read(std::size_t bytes) noexcept { held_estimate_ += bytes; }
 
     /// Before the loop runs: holds this thread's connections to `share`
-    /// bytes (see detail/memory_budget.hpp), looking every memory_look_interval.
+    /// bytes (see detail/memory_budget.hpp) at every look.
     void watch_memory(std::size_t share, std::chrono::milliseconds timeout)
     {
         memory_share_ = share;
         memory_timeout_ = timeout;
-        schedule_memory_look();
     }
+
+    /// Before the loop runs: starts the looks at the connections, every
+    /// look_interval, which sample their send queues for the metrics and
+    /// keep the memory budget.
+    void start_looking() { schedule_look(); }
 
     /// Whether the server is stopping; this thread.
     bool stopping() const noexcept { return stopping_; }
+
+    /// Whether the server has begun to drain or stop: new upgrades are
+    /// refused; this thread.
+    bool draining() const noexcept { return draining_ || stopping_; }
+
+    /// The server's phase as this thread sees it.
+    server_phase phase() const noexcept
+    {
+        return stopping_ ? server_phase::stopping
+                         : draining_ ? server_phase::draining : server_phase::serving;
+    }
+
+    /// How the server stops: the close code, and when refused clients may
+    /// come back.
+    struct stop_terms {
+        close_code code = close_code::going_away;
+        std::chrono::seconds retry_after{5};
+    };
+
+    /// How the server stops, once it drains or stops; this thread.
+    stop_terms const& stop_plan() const noexcept { return stop_plan_; }
+
+    /** On this thread: closes the connections open now with `code`, spread
+        evenly over `window` (the first at once), so that their clients do
+        not all come back at the same moment. New upgrades are refused from
+        now on. shut_down, at the window's end, closes whatever is left.
+    */
+    void drain(std::chrono::milliseconds window, stop_terms terms)
+    {
+        if (draining_ || stopping_)
+            return;
+        draining_ = true;
+        stop_plan_ = terms;
+        draining_list_.assign(sessions_.begin(), sessions_.end());
+        drain_start_ = std::chrono::steady_clock::now();
+        drain_window_ = window;
+        drained_ = 0;
+        close_due();
+    }
 
     /// Called once, on this thread, when the stopping worker has no
     /// connection left.
@@ -145,13 +202,19 @@ public:
 
     /// A connection is in its TLS or HTTP handshake or its upgrade decision,
     /// which shutdown cuts by closing `stream`.
-    void handshake_started(tcp_stream* stream) { handshakes_.insert(stream); }
+    void handshake_started(tcp_stream* stream)
+    {
+        handshakes_.insert(stream);
+        handshake_count_.store(handshakes_.size(), std::memory_order_relaxed);
+    }
 
     /// That handshake is over, one way or the other.
     void handshake_ended(tcp_stream* stream)
     {
-        if (handshakes_.erase(stream))
+        if (handshakes_.erase(stream)) {
+            handshake_count_.store(handshakes_.size(), std::memory_order_relaxed);
             maybe_finish();
+        }
     }
 
     /// A connection's upgrade is done: it counts as open.
@@ -177,17 +240,18 @@ public:
         maybe_finish();
     }
 
-    /** On this thread: asks every connection to close (1001) and cuts every
-        handshake; after `grace` cuts the connections still open; after one
+    /** On this thread: asks every connection to close (with `terms.code`) and
+        cuts every handshake; after `grace` cuts the connections still open; after one
         more `grace` for their on_close handlers, calls `hung` and stops the
         loop. The loop ends on its own as soon as nothing is left.
     */
-    void shut_down(std::chrono::milliseconds grace, std::function<void()> hung)
+    void shut_down(std::chrono::milliseconds grace, stop_terms terms, std::function<void()> hung)
     {
         stopping_ = true;
+        stop_plan_ = terms;
         memory_timer_->cancel(); // a pending look would keep the loop running
         for (auto* session : std::vector(sessions_.begin(), sessions_.end()))
-            session->close(close_code::going_away, "server shutdown", close_cause::shutdown);
+            session->close(terms.code, stop_reason(terms.code), close_cause::shutdown);
         for (auto* stream : handshakes_)
             stream->close(); // its read ends with operation_aborted; no answer is owed
         shutdown_timer_->expires_after(grace);
@@ -207,29 +271,78 @@ public:
         maybe_finish();
     }
 
+    /// The reason text that goes with a stop's close code.
+    static char const* stop_reason(close_code code) noexcept
+    {
+        return code == close_code::service_restart ? "service restart" : "server shutdown";
+    }
+
 private:
+    // The drain: closes the connections whose turn has come, the k-th of n
+    // at window * k / n, and waits for the next one's turn.
+    void close_due()
+    {
+        if (stopping_)
+            return; // shut_down has closed them all
+        auto const n = draining_list_.size();
+        auto const due = [&](std::size_t k) {
+            return drain_start_ + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                      drain_window_ * k / n);
+        };
+        auto const now = std::chrono::steady_clock::now();
+        for (; drained_ < n && due(drained_) <= now; ++drained_) {
+            auto* session = draining_list_[drained_];
+            // One that has ended since is gone: only those still here are closed.
+            if (sessions_.contains(session))
+                session->close(stop_plan_.code, stop_reason(stop_plan_.code), close_cause::shutdown);
+        }
+        if (drained_ == n)
+            return;
+        shutdown_timer_->expires_at(due(drained_));
+        shutdown_timer_->async_wait([this](error_code ec) {
+            if (!ec)
+                close_due();
+        });
+    }
+
     // Ten looks a second, each visiting every connection of the thread:
     // between two looks, connections can go over by what they read meanwhile.
-    static constexpr std::chrono::milliseconds memory_look_interval{100};
+    static constexpr std::chrono::milliseconds look_interval{100};
 
-    void schedule_memory_look()
+    void schedule_look()
     {
-        memory_timer_->expires_after(memory_look_interval);
+        memory_timer_->expires_after(look_interval);
         memory_timer_->async_wait([this](error_code ec) {
             if (ec || stopping_)
                 return;
-            look_at_memory();
-            schedule_memory_look();
+            look();
+            schedule_look();
         });
     }
 
     // Allocates nothing while the thread is within its share (the vectors
     // keep their capacity): a look may come in the middle of any message.
-    void look_at_memory()
+    void look()
     {
         auto& sessions = looked_at_;
-        auto& holders = holders_;
         sessions.assign(sessions_.begin(), sessions_.end());
+        sample_send_queues(sessions);
+        if (memory_budgeted())
+            look_at_memory(sessions);
+    }
+
+    void sample_send_queues(std::vector<session_base*> const& sessions)
+    {
+        std::fill(samples_.begin(), samples_.end(), stats_counters::queue_sample{});
+        for (auto* s : sessions)
+            samples_[s->route_index()].add(s->queued_bytes());
+        for (std::size_t route = 0; route < route_count_; ++route)
+            route_stats_[route].sampled(samples_[route]);
+    }
+
+    void look_at_memory(std::vector<session_base*> const& sessions)
+    {
+        auto& holders = holders_;
         holders.clear();
         for (auto* s : sessions) {
             auto const paused = paused_.find(s);
@@ -276,7 +389,7 @@ private:
     std::optional<net::executor_work_guard<executor_type>> guard_;
     // Bounds the shutdown: the grace period, then a last one for on_close.
     std::optional<net::steady_timer> shutdown_timer_;
-    std::optional<net::steady_timer> memory_timer_; // the memory budget's next look
+    std::optional<net::steady_timer> memory_timer_; // the next look at the connections
     std::optional<deadline_wheel> deadlines_;       // every connection's deadlines
     buffer_pool buffers_;
     std::size_t memory_share_ = 0;
@@ -290,9 +403,19 @@ private:
     std::unordered_set<session_base*> sessions_;
     std::unordered_set<tcp_stream*> handshakes_;
     group_members groups_;
-    stats_counters stats_;
+    std::unique_ptr<stats_counters[]> route_stats_; // one per route
+    std::size_t route_count_;
+    std::vector<stats_counters::queue_sample> samples_; // one per route, for each look
+    http_counters http_stats_;
     std::atomic<std::size_t> open_count_{0};
+    std::atomic<std::size_t> handshake_count_{0};
     bool stopping_ = false;
+    bool draining_ = false;
+    stop_terms stop_plan_;
+    std::vector<session_base*> draining_list_; // the connections open when the drain began
+    std::size_t drained_ = 0;                  // how many of them have been closed
+    std::chrono::steady_clock::time_point drain_start_{};
+    std::chrono::milliseconds drain_window_{0};
     std::function<void()> on_drained_;
 };
 

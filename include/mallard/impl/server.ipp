@@ -38,9 +38,13 @@ MALLARD_DECL std::size_t server::group_size(std::string const& group) const
 
 MALLARD_DECL server_stats server::stats() const { return impl_->stats(); }
 
+MALLARD_DECL server_metrics server::metrics() const { return impl_->metrics(); }
+
 MALLARD_DECL void server::run() { impl_->run(); }
 
 MALLARD_DECL void server::stop() { impl_->stop(); }
+
+MALLARD_DECL void server::drain(std::chrono::milliseconds window) { impl_->drain(window); }
 
 } // namespace mallard
 

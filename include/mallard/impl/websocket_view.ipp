@@ -58,6 +58,7 @@ MALLARD_DECL std::size_t websocket_view::publish(std::string const& group,
 {
     if (!session_)
         return 0;
+    session_->count_publish();
     return session_->groups().publish(group, std::move(message), op,
                                       to == audience::others ? session_->id() : 0);
 }

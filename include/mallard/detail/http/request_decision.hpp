@@ -11,6 +11,7 @@
 
 #include <mallard/detail/server_state.hpp>
 #include <mallard/detail/http/static_files.hpp>
+#include <mallard/detail/http/status_page.hpp>
 #include <mallard/detail/http/subprotocol.hpp>
 #include <mallard/logger.hpp>
 #include <mallard/request.hpp>
@@ -102,12 +103,22 @@ inline bool is_websocket_key(std::string_view key) noexcept
     return digits.find(key[21]) % 16 == 0;
 }
 
+/// The 503 for an upgrade while the server drains or stops, with the
+/// Retry-After the options name.
+inline http_reply shutting_down_reply(unsigned version, server_options const& options)
+{
+    auto reply = text_reply(version, http::status::service_unavailable, "Shutting down\n");
+    reply.response.set(http::field::retry_after, std::to_string(options.drain_retry_after.count()));
+    return reply;
+}
+
 /// What a plain HTTP request (no route matched) gets: the user's handler,
-/// else the health check, else the static folder, else 404.
+/// else the health and readiness checks, the metrics and the status page,
+/// else the static folder, else 404.
 inline request_decision decide_plain_request(http::request<http::empty_body> const& req,
                                              std::string const& path,
                                              std::vector<std::string> const& segments,
-                                             server_state const& server)
+                                             server_state const& server, server_phase phase)
 {
     auto const& options = server.options;
     auto const& log = options.log;
@@ -130,6 +141,36 @@ inline request_decision decide_plain_request(http::request<http::empty_body> con
     }
     if (!options.health_path.empty() && path == options.health_path)
         return text_reply(version, http::status::ok, "ok\n", keep);
+    if (!options.readiness_path.empty() && path == options.readiness_path) {
+        if (phase == server_phase::serving)
+            return text_reply(version, http::status::ok, "ready\n", keep);
+        // A load balancer sends no new clients; those already here are closing.
+        auto reply = text_reply(version, http::status::service_unavailable, "draining\n", keep);
+        reply.response.set(http::field::retry_after,
+                           std::to_string(options.drain_retry_after.count()));
+        return reply;
+    }
+    bool const is_metrics = !options.metrics_path.empty() && path == options.metrics_path;
+    bool const is_status = !options.status_path.empty() && path == options.status_path;
+    if (is_metrics || is_status) {
+        if (req.method() != http::verb::get) {
+            auto reply = text_reply(version, http::status::method_not_allowed,
+                                    "Method not allowed\n", keep);
+            reply.response.set(http::field::allow, "GET");
+            return reply;
+        }
+        http::response<http::string_body> res{http::status::ok, version};
+        // Always current: a cached scrape or page would show the past.
+        res.set(http::field::cache_control, "no-store");
+        if (is_metrics) {
+            res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+            res.body() = to_prometheus(server.read_metrics());
+        } else {
+            res.set(http::field::content_type, "text/html; charset=utf-8");
+            res.body() = status_page(options.metrics_path);
+        }
+        return http_reply{std::move(res), keep};
+    }
     if (server.static_root) {
         if (req.method() != http::verb::get && req.method() != http::verb::head) {
             auto reply = text_reply(version, http::status::method_not_allowed,
@@ -149,10 +190,11 @@ inline request_decision decide_plain_request(http::request<http::empty_body> con
     Sans-I/O but for what the server's configuration runs: the user's
     `http_handler`, the view factory and the static folder's lookup. Refusals
     are logged (access) as before the decision moved here.
-    @param stopping whether the server is shutting down (an upgrade gets 503)
+    @param phase whether the server serves, drains or stops (an upgrade then
+    gets 503 with Retry-After, readiness_path 503)
 */
 inline request_decision decide_request(http::request<http::empty_body> const& req,
-                                       server_state const& server, bool stopping)
+                                       server_state const& server, server_phase phase)
 {
     auto const& log = server.options.log;
     auto const version = req.version();
@@ -176,7 +218,7 @@ inline request_decision decide_request(http::request<http::empty_body> const& re
                       "404 for " + std::string(req.target()));
             return text_reply(version, http::status::not_found, "Not found\n");
         }
-        return decide_plain_request(req, std::string(url->path()), segments, server);
+        return decide_plain_request(req, std::string(url->path()), segments, server, phase);
     }
     if (req.method() != http::verb::get) { // RFC 6455 section 4.1: the upgrade is a GET
         auto reply = text_reply(version, http::status::method_not_allowed,
@@ -213,8 +255,8 @@ inline request_decision decide_request(http::request<http::empty_body> const& re
                           "No supported subprotocol; this endpoint speaks: " +
                               list_subprotocols(matched->subprotocols()) + "\n");
     }
-    if (stopping)
-        return text_reply(version, http::status::service_unavailable, "Shutting down\n");
+    if (phase != server_phase::serving)
+        return shutting_down_reply(version, server.options);
 
     std::unique_ptr<websocket_view> view;
     try {

@@ -118,6 +118,21 @@ public:
         return dropped_.load(std::memory_order_relaxed);
     }
 
+    bool connected() const noexcept override
+    {
+        return links_up_.load(std::memory_order_relaxed) == 2;
+    }
+
+    std::uint64_t published() const noexcept override
+    {
+        return published_.load(std::memory_order_relaxed);
+    }
+
+    std::uint64_t reconnects() const noexcept override
+    {
+        return reconnects_.load(std::memory_order_relaxed);
+    }
+
 private:
     enum class link_role { publisher, subscriber };
     enum class link_state { connecting, up, down };
@@ -187,6 +202,7 @@ private:
         }
         l.outbox += command;
         ++l.outbox_publishes;
+        count(published_);
         l.wake.cancel();
     }
 
@@ -205,6 +221,9 @@ private:
     void link_up(link& l)
     {
         auto const was = std::exchange(l.state, link_state::up);
+        count(links_up_);
+        if (was == link_state::down)
+            count(reconnects_);
         if (l.role == link_role::subscriber) {
             std::vector<std::string_view> command{"SUBSCRIBE"};
             for (auto const& channel : wanted_) {
@@ -232,6 +251,9 @@ private:
 
     void link_down(link& l)
     {
+        if (l.state == link_state::up)
+            links_up_.store(links_up_.load(std::memory_order_relaxed) - 1,
+                            std::memory_order_relaxed);
         if (l.role == link_role::publisher && l.state != link_state::down) {
             down_since_ = std::chrono::steady_clock::now();
             // Written or not, these never reached Redis for certain.
@@ -459,6 +481,16 @@ private:
     std::chrono::steady_clock::time_point down_since_{};
     std::uint64_t dropped_in_outage_ = 0;
     std::atomic<std::uint64_t> dropped_{0};
+    // Written on the executor only, read by any thread (the metrics).
+    std::atomic<unsigned> links_up_{0};
+    std::atomic<std::uint64_t> published_{0};
+    std::atomic<std::uint64_t> reconnects_{0};
+
+    template <class Counter>
+    static void count(std::atomic<Counter>& counter) noexcept
+    {
+        counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    }
 };
 
 } // namespace mallard::detail
