@@ -23,13 +23,33 @@ public:
 
 int main(int argc, char** argv)
 {
-    auto args = examples::parse_args(argc, argv, "mallard_echo", {"--exact"});
+    auto args = examples::parse_args(argc, argv, "mallard_echo", {"--exact"},
+                                     {"--rate-messages", "--rate-action"});
     if (!args)
         return 2;
+    // --rate-messages N: each client may send N messages a second (bursts
+    // of N); --rate-action pause|close: what happens over it.
+    mallard::route_options route;
+    if (auto const rate = args->value("--rate-messages", ""); !rate.empty()) {
+        mallard::rate_limit limit;
+        if (!examples::parse_number(rate, limit.messages_per_second)) {
+            std::cerr << "mallard_echo: --rate-messages takes a number of messages per second\n";
+            return 2;
+        }
+        auto const action = args->value("--rate-action", "pause");
+        if (action != "pause" && action != "close") {
+            std::cerr << "mallard_echo: --rate-action is pause or close\n";
+            return 2;
+        }
+        limit.action = action == "close" ? mallard::rate_limit_action::close
+                                         : mallard::rate_limit_action::pause;
+        route.receive_rate = limit;
+    }
     try {
-        mallard::router urls{args->has_flag("--exact")
-                                 ? mallard::path<examples::exact_echo_view>("/ws/echo", "echo")
-                                 : mallard::path<echo_view>("/ws/echo", "echo")};
+        mallard::router urls{
+            args->has_flag("--exact")
+                ? mallard::path<examples::exact_echo_view>("/ws/echo", "echo", route)
+                : mallard::path<echo_view>("/ws/echo", "echo", route)};
         mallard::server srv{args->options, std::move(urls)};
         examples::announce(srv, *args);
         srv.run();

@@ -75,6 +75,8 @@ enum class close_cause {
                       ///< `send_timeout`; closed with 1008
     memory_budget,    ///< among the largest holders while the server was over
                       ///< its `memory_budget`; closed with 1013
+    rate_limit,       ///< sent faster than its route's `receive_rate` allows,
+                      ///< with the `close` action; closed with 1008
 };
 
 /// A short lower-case name for `cause`, for logs.
@@ -93,6 +95,7 @@ constexpr std::string_view to_string(close_cause cause) noexcept
     case close_cause::shutdown: return "shutdown";
     case close_cause::send_timeout: return "send timeout";
     case close_cause::memory_budget: return "memory budget";
+    case close_cause::rate_limit: return "rate limit";
     }
     return "unknown";
 }

@@ -7,7 +7,10 @@
 #include <mallard/detail/outbound_message.hpp>
 #include <mallard/send_status.hpp>
 
+#include <boost/asio/ip/address.hpp>
+
 #include <concepts>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -80,6 +83,16 @@ public:
 
     /// A number unique among this process's connections; 0 for no connection.
     MALLARD_DECL std::uint64_t id() const noexcept;
+
+    /** Bytes queued for the client and not yet written (as uWebSockets'
+        `getBufferedAmount`): what a slow client has not taken yet. Any
+        thread; 0 once the connection is gone.
+    */
+    MALLARD_DECL std::size_t buffered_amount() const noexcept;
+
+    /// The client's address (see `request::client_address`); unspecified
+    /// once the connection is gone. Any thread.
+    MALLARD_DECL boost::asio::ip::address client_address() const;
 
     /// Handles compare equal when they refer to the same connection.
     friend bool operator==(connection const& a, connection const& b) noexcept

@@ -38,6 +38,48 @@ enum class slow_consumer_policy {
     keep_latest, ///< while the client is behind, keep only its newest message
 };
 
+/// What happens to a client that sends faster than its route's `receive_rate`.
+enum class rate_limit_action {
+    /// Stop reading from it until its budget has refilled: TCP holds the
+    /// rest back in the client, nothing is lost. The default.
+    pause,
+    /// Close it with 1008 "rate limit"; the message over the limit is not
+    /// delivered.
+    close,
+};
+
+/** How fast one client may send to the server: a token bucket for messages
+    and one for bytes, refilled continuously at their rate. A rate of 0 sets
+    no limit. Over the limit, `action` applies.
+
+    @par Example: 20 messages and 64 KiB a second, bursts of 40 messages
+    @code
+    mallard::rate_limit{.messages_per_second = 20, .bytes_per_second = 64 * 1024,
+                        .message_burst = 40}
+    @endcode
+*/
+struct rate_limit {
+    /// Messages per second; 0 (the default): no limit on messages.
+    double messages_per_second = 0;
+    /// Payload bytes per second; 0 (the default): no limit on bytes.
+    double bytes_per_second = 0;
+    /// Messages a client may send at once before the rate holds it; 0 (the
+    /// default): one second's worth (at least 1).
+    double message_burst = 0;
+    /// Bytes a client may send at once before the rate holds it; 0 (the
+    /// default): one second's worth. With `close`, a message larger than
+    /// this is always over the limit.
+    double byte_burst = 0;
+    /// What happens over the limit. Default: pause reading.
+    rate_limit_action action = rate_limit_action::pause;
+
+    /// Whether any limit is set.
+    constexpr bool limits() const noexcept
+    {
+        return messages_per_second > 0 || bytes_per_second > 0;
+    }
+};
+
 /** Your own answer to a plain HTTP request that no WebSocket route claims.
 
     Return a response to send it, or nothing to let the server go on (health
@@ -133,6 +175,23 @@ struct server_options {
     /// How long a connection may stay paused by the budget, while its thread
     /// is still over, before it is closed with 1013. Default 5 s.
     std::chrono::milliseconds memory_budget_timeout = std::chrono::seconds{5};
+    /// Proxies (addresses such as "10.0.0.1" or networks such as
+    /// "10.0.0.0/8", "fd00::/8") whose `Forwarded` or `X-Forwarded-For`
+    /// header names the client: behind a load balancer every client
+    /// otherwise has its address. From anyone else the headers are ignored.
+    /// See `request::client_address`. Default: none.
+    std::vector<std::string> trusted_proxies{};
+    /// The most WebSocket connections the server holds; more upgrades get
+    /// 503 before any view is made. 0 (the default): no limit.
+    std::size_t max_connections = 0;
+    /// The most WebSocket connections from one client address (an IPv4
+    /// address, or an IPv6 /64); more get 429 before any view is made.
+    /// 0 (the default): no limit.
+    std::size_t max_connections_per_address = 0;
+    /// Set SO_REUSEPORT on the listening sockets, so that several processes
+    /// on one host serve the same port and the kernel spreads connections
+    /// over them (with the Redis backplane they are one service). Default false.
+    bool reuse_port = false;
     /// Whether `run()` turns SIGINT and SIGTERM into a graceful `stop()`.
     /// Default true; turn off when embedding in a program that owns signals.
     bool handle_signals = true;
@@ -154,6 +213,8 @@ struct route_options {
     std::optional<std::chrono::milliseconds> send_timeout{};
     std::optional<bool> permessage_deflate{};
     std::optional<std::size_t> compression_threshold{};
+    /// How fast each client may send; replaces the view's `receive_rate`.
+    std::optional<rate_limit> receive_rate{};
     /// Browser origins allowed to connect, e.g. "https://example.com"; an
     /// upgrade with any other Origin header answers 403. Empty (the default)
     /// allows every origin. Clients that send no Origin (not browsers) are
@@ -196,6 +257,9 @@ struct connection_limits {
     /// Close with 1008 when what is queued for the client makes no progress
     /// for this long (it stopped reading); zero never.
     std::chrono::milliseconds send_timeout;
+    /// How fast the client may send, its bursts resolved (never 0 where a
+    /// rate is set).
+    rate_limit receive_rate;
 };
 
 namespace detail {
@@ -223,6 +287,7 @@ connection_limits resolve_limits(route_options const& route, std::string const& 
         route.permessage_deflate.value_or(View::permessage_deflate),
         route.compression_threshold.value_or(View::compression_threshold),
         route.send_timeout.value_or(ceil<milliseconds>(View::send_timeout)),
+        route.receive_rate.value_or(View::receive_rate),
     };
     if (limits.max_message_size == 0)
         limits.max_message_size = limits.max_frame_size;
@@ -244,6 +309,25 @@ connection_limits resolve_limits(route_options const& route, std::string const& 
     if (limits.send_queue_high_water > limits.max_send_queue_bytes)
         throw_bad_option(where, "send_queue_high_water",
                          "must not exceed max_send_queue_bytes");
+    auto& rate = limits.receive_rate;
+    if (!(rate.messages_per_second >= 0) || !(rate.bytes_per_second >= 0) ||
+        !(rate.message_burst >= 0) || !(rate.byte_burst >= 0))
+        throw_bad_option(where, "receive_rate",
+                         "must not have a negative rate or burst (0 means no limit, or one "
+                         "second's worth of burst)");
+    if (rate.message_burst > 0 && rate.messages_per_second == 0)
+        throw_bad_option(where, "receive_rate",
+                         "has a message_burst but no messages_per_second; set the rate too");
+    if (rate.byte_burst > 0 && rate.bytes_per_second == 0)
+        throw_bad_option(where, "receive_rate",
+                         "has a byte_burst but no bytes_per_second; set the rate too");
+    if (rate.messages_per_second > 0 && rate.message_burst == 0)
+        rate.message_burst = std::max(rate.messages_per_second, 1.0);
+    if (rate.message_burst > 0 && rate.message_burst < 1)
+        throw_bad_option(where, "receive_rate",
+                         "message_burst must be at least 1 message, or 0 for one second's worth");
+    if (rate.bytes_per_second > 0 && rate.byte_burst == 0)
+        rate.byte_burst = rate.bytes_per_second;
     return limits;
 }
 

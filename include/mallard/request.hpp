@@ -4,6 +4,7 @@
 
 #include <mallard/detail/config.hpp>
 
+#include <boost/asio/ip/address.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/message.hpp>
 
@@ -38,12 +39,18 @@ public:
     using query_list = std::vector<std::pair<std::string, std::string>>;
 
     request() = default;
+    /// `peer`: the TCP peer; `client`: the client, when a trusted proxy
+    /// forwarded the request (see `server_options::trusted_proxies`);
+    /// unspecified means the same as `peer`.
     request(http::request<http::empty_body> message, std::string path, param_map path_params,
-            query_list query_params)
+            query_list query_params, net::ip::address peer = {},
+            std::optional<net::ip::address> client = {})
         : message_(std::move(message))
         , path_(std::move(path))
         , path_params_(std::move(path_params))
         , query_params_(std::move(query_params))
+        , peer_address_(peer)
+        , client_address_(client.value_or(peer))
     {
     }
 
@@ -103,11 +110,21 @@ public:
     /// The whole HTTP request: method, target, version and headers.
     http::request<http::empty_body> const& message() const noexcept { return message_; }
 
+    /// The address of the TCP peer: the client, or the proxy in front of it.
+    net::ip::address const& peer_address() const noexcept { return peer_address_; }
+
+    /// The client's address: the peer's, unless the peer is one of
+    /// `server_options::trusted_proxies`; then the one it forwarded
+    /// (`Forwarded` or `X-Forwarded-For`). Per-address limits count by it.
+    net::ip::address const& client_address() const noexcept { return client_address_; }
+
 private:
     http::request<http::empty_body> message_;
     std::string path_;
     param_map path_params_;
     query_list query_params_;
+    net::ip::address peer_address_;
+    net::ip::address client_address_;
 };
 
 } // namespace mallard

@@ -65,6 +65,11 @@ struct route_metrics {
     std::uint64_t bytes_out = 0;          ///< their payload bytes
     std::uint64_t messages_dropped = 0;   ///< discarded by the slow-consumer policy
     std::uint64_t publishes = 0;          ///< group publishes by the route's views
+    /// Times a client went over the route's `receive_rate`: reading paused,
+    /// or the connection closed, as `rate_action` says.
+    std::uint64_t rate_limited = 0;
+    /// The route's action over its `receive_rate`, the `action` label.
+    rate_limit_action rate_action = rate_limit_action::pause;
     /// Bytes queued for the route's clients and not yet written, summed, at
     /// the last sample (every connection is looked at ten times a second).
     std::uint64_t send_queue_bytes = 0;
@@ -123,6 +128,10 @@ struct server_metrics {
     std::uint64_t handshakes = 0;
     /// Whether the server has begun to drain or stop.
     bool draining = false;
+    /// Upgrades refused because `max_connections` (503) or
+    /// `max_connections_per_address` (429) was reached.
+    std::uint64_t refused_max_connections = 0;
+    std::uint64_t refused_max_connections_per_address = 0;
     /// Publishes made with `server::publish` (views' publishes are counted
     /// per route).
     std::uint64_t server_publishes = 0;

@@ -107,6 +107,10 @@ public:
     /// With permessage-deflate on, messages below this many bytes go
     /// uncompressed. Default 256: smaller ones rarely shrink.
     static constexpr std::size_t compression_threshold = 256;
+    /// How fast each client may send: messages and bytes per second, their
+    /// bursts, and what happens over the limit (pause reading, or close with
+    /// 1008). Default: no limit.
+    static constexpr rate_limit receive_rate{};
     /** Subprotocols this view speaks (`Sec-WebSocket-Protocol`), most
         preferred first. Of those a client offers, the first here is chosen
         (RFC 6455 section 4.2.2) and readable as `subprotocol()`. Default: none.
@@ -263,6 +267,12 @@ public:
 
     /// The number of members of `group` on this server.
     MALLARD_DECL std::size_t group_size(std::string const& group) const;
+
+    /** Bytes queued for this client and not yet written (as uWebSockets'
+        `getBufferedAmount`): e.g. to skip an update for a client that has
+        not taken the last one. 0 before `on_open` and after the end.
+    */
+    MALLARD_DECL std::size_t buffered_amount() const noexcept;
 
     /// The upgrade request; available from `on_upgrade` on.
     /// @throws std::logic_error when called in a constructor.

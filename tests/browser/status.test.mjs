@@ -142,12 +142,14 @@ async function main() {
     });
     let firstIn;
     await check('the page shows messages per second in and out while the load runs', async () => {
+      // 3 sockets at up to 50 messages/s: up to 150 in, and each goes out to 3.
+      // A first second may have caught the load's start, and a loaded
+      // machine slows the page's timers: wait for a rate that says "busy".
       await status.waitForFunction(() =>
-        Number(document.querySelector('#in-rate').textContent.replace(/[^0-9.]/g, '')) > 0 &&
-        Number(document.querySelector('#out-rate').textContent.replace(/[^0-9.]/g, '')) > 0);
+        Number(document.querySelector('#in-rate').textContent.replace(/[^0-9.]/g, '')) >= 30 &&
+        Number(document.querySelector('#out-rate').textContent.replace(/[^0-9.]/g, '')) >= 90);
       firstIn = number(await shown(status, 'in-rate'));
-      // 3 sockets at 50 messages/s: about 150 in, and each goes out to 3.
-      expect(firstIn > 20 && firstIn < 1000, `messages in/s shows ${firstIn}`);
+      expect(firstIn < 1000, `messages in/s shows ${firstIn}`);
     });
     await check('the numbers change as the load runs', async () => {
       // The chat route's messages in, in the routes table.

@@ -101,7 +101,9 @@ task<void> serve_http(Stream stream, server_state& server, worker& w)
             co_return;
         }
         auto upgrade = parser.release();
-        auto decision = decide_request(upgrade, server, w.phase());
+        error_code no_peer; // a peer already gone is caught by the next write
+        auto const peer = tcp.socket().remote_endpoint(no_peer).address();
+        auto decision = decide_request(upgrade, server, w.phase(), peer);
         if (!std::holds_alternative<upgrade_plan>(decision)) {
             bool keep = false;
             if (auto* reply = std::get_if<http_reply>(&decision)) {
@@ -128,6 +130,7 @@ task<void> serve_http(Stream stream, server_state& server, worker& w)
             session_services{*server.groups, w.stats(route_index), w.index(), route_index},
             options.handshake_timeout,
             plan.matched->asks_on_upgrade());
+        connection->hold(std::move(plan.place));
         // The connection runs as a coroutine of its own, so that this one
         // ends now: its frame (the HTTP parser's buffers, the TCP stream it
         // moved from) would otherwise stay allocated as long as the

@@ -28,8 +28,11 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <csignal>
 #include <deque>
 #include <exception>
@@ -55,6 +58,11 @@ public:
         state_ = std::make_unique<server_state>();
         state_->options = std::move(options);
         state_->routes = std::move(routes);
+        state_->trusted_proxies = trusted_networks(state_->options.trusted_proxies);
+        admission_.emplace(state_->options.max_connections,
+                           state_->options.max_connections_per_address);
+        if (state_->options.max_connections != 0 || state_->options.max_connections_per_address != 0)
+            state_->admission = &*admission_;
         auto const tick = deadline_tick(state_->routes, state_->options.handshake_timeout);
         auto const route_count = state_->routes.routes().size();
         for (unsigned i = 0; i < state_->options.threads; ++i) {
@@ -160,6 +168,7 @@ public:
             r.route = routes[i].name().empty() ? routes[i].pattern() : routes[i].name();
             r.pattern = routes[i].pattern();
             r.slow_consumer = routes[i].limits().slow_consumer;
+            r.rate_action = routes[i].limits().receive_rate.action;
         }
         for (auto const& w : workers_) {
             for (std::size_t i = 0; i < routes.size(); ++i)
@@ -171,6 +180,8 @@ public:
         }
         all.server_publishes = server_publishes_.load(std::memory_order_relaxed);
         all.draining = draining_.load(std::memory_order_relaxed);
+        all.refused_max_connections = admission_->refused_server_full();
+        all.refused_max_connections_per_address = admission_->refused_address_full();
         fanout_->count_groups(all);
         all.backplane = fanout_->backplane_status();
         all.process = read_process_figures();
@@ -306,6 +317,13 @@ private:
         if (acceptor.open(endpoint.protocol(), ec))
             fail("open a socket for");
         acceptor.set_option(net::socket_base::reuse_address(true), ec);
+        if (options.reuse_port) {
+            int const on = 1; // SO_REUSEPORT has no Asio option of its own
+            if (::setsockopt(acceptor.native_handle(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0) {
+                ec.assign(errno, boost::system::system_category());
+                fail("set SO_REUSEPORT on");
+            }
+        }
         if (acceptor.bind(endpoint, ec))
             fail("listen on", " (is another process using the port?)");
         if (acceptor.listen(net::socket_base::max_listen_connections, ec))
@@ -408,6 +426,9 @@ private:
     }
 
     std::unique_ptr<server_state> state_;
+    // Before the workers: connections destroyed with their loops give their
+    // places back to it.
+    std::optional<admission> admission_;
     std::vector<std::unique_ptr<worker>> workers_;
     std::optional<fanout> fanout_;
     std::deque<listener> listeners_; // stable addresses: accept loops refer to them

@@ -2,7 +2,9 @@
 #ifndef MALLARD_DETAIL_SERVER_STATE_HPP
 #define MALLARD_DETAIL_SERVER_STATE_HPP
 
+#include <mallard/detail/admission.hpp>
 #include <mallard/detail/group_hub.hpp>
+#include <mallard/detail/http/client_address.hpp>
 #include <mallard/detail/server_phase.hpp>
 #include <mallard/options.hpp>
 #include <mallard/server_metrics.hpp>
@@ -26,6 +28,10 @@ struct server_state {
     std::optional<std::filesystem::path> static_root;
     /// Reads the server's metrics (for metrics_path); any thread.
     std::function<server_metrics()> read_metrics;
+    /// The proxies whose forwarding headers are believed.
+    trusted_networks trusted_proxies;
+    /// The connection limits; set by the server.
+    detail::admission* admission = nullptr;
 };
 
 } // namespace mallard::detail

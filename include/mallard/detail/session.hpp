@@ -29,6 +29,7 @@
 #include <mallard/detail/deflate/offer.hpp>
 #include <mallard/detail/http/responses.hpp>
 #include <mallard/detail/pooled_buffer.hpp>
+#include <mallard/detail/receive_limiter.hpp>
 #include <mallard/detail/deflate/inflating_stream.hpp>
 #include <mallard/detail/session_base.hpp>
 #include <mallard/detail/utf8.hpp>
@@ -98,6 +99,8 @@ public:
         ws_.control_callback([this](websocket::frame_type, beast::string_view) {
             deadlines_.activity(clock::now());
         });
+        if (limits.receive_rate.limits()) // only limited routes pay for it
+            rate_ = std::make_unique<rate_state>(limits.receive_rate, executor_);
         ws_.next_layer().pace_reads(this);
     }
 
@@ -322,6 +325,9 @@ private:
             if (op == opcode::text && !utf8_tail_complete(data))
                 request_close(close_code::invalid_payload, "invalid UTF-8",
                               close_cause::invalid_payload); // RFC 6455 section 8.1
+            receive_verdict verdict;
+            if (rate_ && !close_request_)
+                verdict = apply_rate(size);
             if (!close_request_) {
                 try {
                     co_await view_->on_receive(data, op);
@@ -332,7 +338,46 @@ private:
             buffer_.release(); // an idle connection holds no buffer of its own
             if (queue_.departed() < queue_.queued())
                 co_await hand_over_replies(queue_.queued());
+            if (verdict.what == receive_verdict::kind::pause && !close_request_)
+                co_await pause_for_rate(verdict.wait);
         }
+    }
+
+    // --- the receive rate -----------------------------------------------------
+
+    // A limited route's connections keep their buckets and the timer their
+    // reader waits on while over the rate.
+    struct rate_state {
+        rate_state(rate_limit const& rate, executor_type const& ex)
+            : limiter(rate, clock::now()), timer(ex)
+        {
+        }
+        receive_limiter limiter;
+        net::steady_timer timer;
+        bool waiting = false;
+    };
+
+    receive_verdict apply_rate(std::size_t size)
+    {
+        auto const verdict = rate_->limiter.received(size, clock::now());
+        if (verdict.what == receive_verdict::kind::go_on)
+            return verdict;
+        services_.stats.rate_limited();
+        if (verdict.what == receive_verdict::kind::close)
+            request_close(close_code::policy_violation, "rate limit", close_cause::rate_limit);
+        return verdict;
+    }
+
+    // Reads nothing for `wait`: the client's bytes stay in its socket and TCP
+    // holds it back. Replies already queued leave meanwhile (the reader
+    // counts as waiting for the peer), and a close request ends the wait.
+    task<void> pause_for_rate(clock::duration wait)
+    {
+        rate_->waiting = true;
+        pump();
+        rate_->timer.expires_after(wait);
+        co_await rate_->timer.async_wait(use_tuple);
+        rate_->waiting = false;
     }
 
     // Waits until the writer has taken the first `queued` messages to Beast.
@@ -377,6 +422,8 @@ private:
 
     void close_requested() override
     {
+        if (rate_)
+            rate_->timer.cancel(); // the reader reads on, to the peer's close frame
         close_deadline_ = clock::now() + close_timeout_;
         look_soon(); // the next look is the close deadline
         wake_reader();   // the request may have cleared what it waits for
@@ -396,7 +443,7 @@ private:
     reader_position where_reader() const noexcept
     {
         if (!reading_)
-            return reader_position::in_handler;
+            return rate_ && rate_->waiting ? reader_position::at_peer : reader_position::in_handler;
         auto const& out = ws_.next_layer();
         return out.waiting_for_peer() || out.reading_paused() ? reader_position::at_peer
                                                                : reader_position::in_beast;
@@ -732,6 +779,7 @@ private:
     std::uint64_t writes_done_ = 0; // writes and flushes completed, for the send timeout
     bool deflate_agreed_ = false; // the 101 accepted permessage-deflate
     connection_deadlines deadlines_;
+    std::unique_ptr<rate_state> rate_; // with a receive_rate only
 };
 
 } // namespace mallard::detail

@@ -11,6 +11,7 @@
 // thread) and the functions marked "any thread", which post to it.
 
 #include <mallard/close_reason.hpp>
+#include <mallard/detail/admission.hpp>
 #include <mallard/detail/config.hpp>
 #include <mallard/detail/group_hub.hpp>
 #include <mallard/detail/stats_counters.hpp>
@@ -127,6 +128,16 @@ public:
     /// This thread: counts a group publish by this connection's view.
     void count_publish() noexcept { services_.stats.published(); }
 
+    /// Keeps the connection's place under the admission limits until it ends.
+    void hold(admission::ticket place) noexcept { place_ = std::move(place); }
+
+    /// Any thread: bytes queued for the client and not yet written, as its
+    /// own thread last left them.
+    std::size_t buffered_amount() const noexcept
+    {
+        return buffered_.load(std::memory_order_relaxed);
+    }
+
     /// Any thread: false once a close is requested or the connection ended.
     bool is_open() const noexcept { return !closing_.load(std::memory_order_acquire); }
 
@@ -230,8 +241,10 @@ protected:
         close_request_ = close_request{code, std::move(reason), cause};
         closing_.store(true, std::memory_order_release);
         if (cause == close_cause::slow_consumer || cause == close_cause::shutdown ||
-            cause == close_cause::send_timeout || cause == close_cause::memory_budget)
+            cause == close_cause::send_timeout || cause == close_cause::memory_budget) {
             queue_.clear_waiting(); // the backlog is the problem: do not wait for it
+            note_buffered();
+        }
         state_changed_.notify();
         close_requested();
     }
@@ -256,6 +269,8 @@ protected:
         ended_ = true;
         closing_.store(true, std::memory_order_release);
         queue_.clear_waiting();
+        note_buffered();
+        place_.release(); // no longer a connection the limits count
         state_changed_.notify();
         reader_ended();
     }
@@ -264,6 +279,7 @@ protected:
     void wrote_one()
     {
         queue_.end_write();
+        note_buffered();
         if (throttled_ != 0 && queue_.bytes() <= limits_.send_queue_high_water)
             state_changed_.notify();
     }
@@ -316,6 +332,7 @@ private:
             return send_status::closed;
         auto const dropped_before = queue_.dropped();
         auto const result = queue_.push(std::move(message));
+        note_buffered();
         if (queue_.dropped() != dropped_before)
             services_.stats.dropped(queue_.dropped() - dropped_before);
         switch (result) {
@@ -349,7 +366,12 @@ private:
             state_changed_.notify();
     }
 
+    // One writer, its own thread; read by buffered_amount() from any.
+    void note_buffered() noexcept { buffered_.store(queue_.bytes(), std::memory_order_relaxed); }
+
     std::atomic<bool> closing_{false};
+    std::atomic<std::size_t> buffered_{0};
+    admission::ticket place_;
     std::list<net::cancellation_signal> tasks_;
     unsigned throttled_ = 0;
     std::vector<std::string> groups_; // few per connection: a vector beats a set

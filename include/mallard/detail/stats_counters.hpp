@@ -33,6 +33,7 @@ public:
     }
     void dropped(std::uint64_t count) noexcept { add(messages_dropped_, count); }
     void published() noexcept { add(publishes_, 1); }
+    void rate_limited() noexcept { add(rate_limited_, 1); }
     void threw(handler_callback callback) noexcept
     {
         add(exceptions_[static_cast<std::size_t>(callback)], 1);
@@ -85,6 +86,7 @@ public:
         total.bytes_out += bytes_out_.load(std::memory_order_relaxed);
         total.messages_dropped += messages_dropped_.load(std::memory_order_relaxed);
         total.publishes += publishes_.load(std::memory_order_relaxed);
+        total.rate_limited += rate_limited_.load(std::memory_order_relaxed);
         total.send_queue_bytes += queue_bytes_.load(std::memory_order_relaxed);
         for (std::size_t i = 0; i < queue_depth_.size(); ++i)
             total.send_queue_depth[i] += queue_depth_[i].load(std::memory_order_relaxed);
@@ -93,7 +95,7 @@ public:
     }
 
 private:
-    static constexpr std::size_t cause_count = static_cast<std::size_t>(close_cause::memory_budget) + 1;
+    static constexpr std::size_t cause_count = static_cast<std::size_t>(close_cause::rate_limit) + 1;
     // 1000-1015, 3000-3015 and 4000-4015 one by one; any other code in the last.
     static constexpr std::size_t codes_per_range = 16;
     static constexpr std::size_t code_slots = 3 * codes_per_range + 1;
@@ -140,6 +142,7 @@ private:
     std::atomic<std::uint64_t> bytes_out_{0};
     std::atomic<std::uint64_t> messages_dropped_{0};
     std::atomic<std::uint64_t> publishes_{0};
+    std::atomic<std::uint64_t> rate_limited_{0};
     std::atomic<std::uint64_t> queue_bytes_{0};
     std::array<std::atomic<std::uint64_t>, send_queue_depth_bounds.size() + 1> queue_depth_{};
     std::array<std::atomic<std::uint64_t>, handler_callback_count> exceptions_{};

@@ -27,6 +27,18 @@ MALLARD_DECL std::uint64_t connection::id() const noexcept
     return session ? session->id() : 0;
 }
 
+MALLARD_DECL std::size_t connection::buffered_amount() const noexcept
+{
+    auto session = session_.lock();
+    return session ? session->buffered_amount() : 0;
+}
+
+MALLARD_DECL boost::asio::ip::address connection::client_address() const
+{
+    auto session = session_.lock();
+    return session ? session->request().client_address() : boost::asio::ip::address{};
+}
+
 MALLARD_DECL send_status connection::send(detail::outbound_message message) const
 {
     auto session = session_.lock();

@@ -146,6 +146,13 @@ MALLARD_DECL std::string to_prometheus(server_metrics const& metrics)
              "WebSocket upgrade requests answered with an HTTP error, by status.");
     for (auto const& [status, count] : metrics.upgrades_refused)
         w.sample("mallard_upgrades_refused_total", {"status", std::to_string(status)}, count);
+    w.family("mallard_admission_refused_total", "counter",
+             "Upgrades refused by an admission limit: max_connections (503) or "
+             "max_connections_per_address (429).");
+    w.sample("mallard_admission_refused_total", {"limit", "max_connections"},
+             metrics.refused_max_connections);
+    w.sample("mallard_admission_refused_total", {"limit", "max_connections_per_address"},
+             metrics.refused_max_connections_per_address);
     w.family("mallard_handshakes", "gauge", "Connections in their TLS or HTTP handshake now.");
     w.sample("mallard_handshakes", {}, metrics.handshakes);
     w.family("mallard_draining", "gauge", "1 once the server has begun to drain or stop.");
@@ -206,6 +213,15 @@ MALLARD_DECL std::string to_prometheus(server_metrics const& metrics)
             w.sample("mallard_handler_exceptions_total",
                      {"route", r.route, "callback", to_string(static_cast<handler_callback>(i))},
                      r.exceptions[i]);
+
+    w.family("mallard_rate_limited_total", "counter",
+             "Times a client sent faster than its route's receive_rate: reading paused, or the "
+             "connection closed with 1008, by the route's action.");
+    for (auto const& r : routes)
+        w.sample("mallard_rate_limited_total",
+                 {"route", r.route, "action",
+                  r.rate_action == rate_limit_action::pause ? "pause" : "close"},
+                 r.rate_limited);
 
     per_route("mallard_group_publishes_total", "counter", "Group publishes by views.",
               [](route_metrics const& r) { return r.publishes; });

@@ -63,6 +63,11 @@ MALLARD_DECL std::size_t websocket_view::publish(std::string const& group,
                                       to == audience::others ? session_->id() : 0);
 }
 
+MALLARD_DECL std::size_t websocket_view::buffered_amount() const noexcept
+{
+    return session_ ? session_->buffered_amount() : 0;
+}
+
 MALLARD_DECL std::size_t websocket_view::group_size(std::string const& group) const
 {
     return session_ ? session_->groups().size(group) : 0;

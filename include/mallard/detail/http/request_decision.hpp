@@ -9,6 +9,8 @@
 // view and subprotocol. detail/listener.hpp reads the request and carries the
 // decision out; tests/unit drives this directly.
 
+#include <mallard/detail/admission.hpp>
+#include <mallard/detail/http/client_address.hpp>
 #include <mallard/detail/server_state.hpp>
 #include <mallard/detail/http/static_files.hpp>
 #include <mallard/detail/http/status_page.hpp>
@@ -57,6 +59,7 @@ struct upgrade_plan {
     std::unique_ptr<websocket_view> view;
     std::string subprotocol; ///< empty when none was agreed
     mallard::request request;
+    admission::ticket place;  ///< the connection's place under the admission limits
 };
 
 using request_decision = std::variant<http_reply, static_file_reply, upgrade_plan>;
@@ -192,9 +195,11 @@ inline request_decision decide_plain_request(http::request<http::empty_body> con
     are logged (access) as before the decision moved here.
     @param phase whether the server serves, drains or stops (an upgrade then
     gets 503 with Retry-After, readiness_path 503)
+    @param peer the TCP peer's address
 */
 inline request_decision decide_request(http::request<http::empty_body> const& req,
-                                       server_state const& server, server_phase phase)
+                                       server_state const& server, server_phase phase,
+                                       net::ip::address const& peer = {})
 {
     auto const& log = server.options.log;
     auto const version = req.version();
@@ -258,6 +263,28 @@ inline request_decision decide_request(http::request<http::empty_body> const& re
     if (phase != server_phase::serving)
         return shutting_down_reply(version, server.options);
 
+    auto const client = client_address(peer, req, server.trusted_proxies);
+    admission::ticket place;
+    if (server.admission) {
+        auto [ticket, refusal] = server.admission->admit(client);
+        if (refusal == admission::refusal::server_full) {
+            log.write(log_level::warning, log_category::access,
+                      "503 for " + std::string(req.target()) + ": max_connections reached");
+            auto reply = text_reply(version, http::status::service_unavailable,
+                                    "Too many connections\n");
+            reply.response.set(http::field::retry_after,
+                               std::to_string(server.options.drain_retry_after.count()));
+            return reply;
+        }
+        if (refusal == admission::refusal::address_full) {
+            log.write(log_level::info, log_category::access,
+                      "429 for " + client.to_string() + ": max_connections_per_address reached");
+            return text_reply(version, http::status::too_many_requests,
+                              "Too many connections from your address\n");
+        }
+        place = std::move(ticket);
+    }
+
     std::unique_ptr<websocket_view> view;
     try {
         view = matched->make_view();
@@ -273,7 +300,8 @@ inline request_decision decide_request(http::request<http::empty_body> const& re
         query.emplace_back(std::move(param.key), std::move(param.value));
     return upgrade_plan{matched, std::move(view), std::move(subprotocol),
                         mallard::request(req, std::string(url->path()), std::move(params),
-                                         std::move(query))};
+                                         std::move(query), plain_address(peer), client),
+                        std::move(place)};
 }
 
 } // namespace mallard::detail

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: BSL-1.0
-// server::metrics() on a real server: per-route counts, handler exceptions by
-// callback, upgrade refusals by status, and a call from a server thread.
+// What operators steer, on a real server: server::metrics() (per-route
+// counts, handler exceptions by callback, upgrade refusals by status, a call
+// from a server thread), the admission limits, the client's address behind a
+// trusted proxy, and buffered_amount() against a client that stops reading.
 
 #include "support.hpp"
 
@@ -9,6 +11,7 @@
 namespace {
 
 using test::probe;
+using namespace std::chrono_literals;
 
 /// Replies to every message with what server::metrics() says, read from
 /// the connection's own thread: the count of messages in on its route.
@@ -162,4 +165,124 @@ TEST_CASE("Handler exceptions are counted by callback, refusals by status", "[me
     CHECK(metrics.upgrades_refused.at(404) == 1);
     CHECK(fail.connections_opened == 2);
     CHECK(fail.connections_open == 0);
+}
+
+namespace {
+
+/// Says who it is talking to, and keeps its connection handle for the test.
+class address_view : public mallard::websocket_view {
+public:
+    explicit address_view(probe& p) : probe_(p) {}
+
+    mallard::task<> on_open() override
+    {
+        probe_.keep(connection());
+        co_await send_text(request().client_address().to_string() + " via " +
+                           request().peer_address().to_string());
+    }
+    mallard::task<> on_receive(std::string_view data, mallard::opcode) override
+    {
+        // "flood N": N messages of 64 KiB to a client that may not read them.
+        if (data.starts_with("flood ")) {
+            auto const count = std::stoi(std::string(data.substr(6)));
+            std::string const block(64 * 1024, 'x');
+            for (int i = 0; i < count; ++i)
+                (void)connection().send_text(block);
+            probe_.record("flooded");
+        }
+        co_return;
+    }
+    mallard::task<> on_close(mallard::close_reason) override
+    {
+        probe_.record("close");
+        co_return;
+    }
+
+private:
+    probe& probe_;
+};
+
+mallard::router address_routes(probe& p)
+{
+    // A queue that holds more than the kernel's socket buffers can take.
+    return mallard::router{mallard::path(
+        "/who", [&p] { return std::make_unique<address_view>(p); }, "who",
+        {.max_send_queue_bytes = std::size_t{64} << 20})};
+}
+
+} // namespace
+
+TEST_CASE("max_connections answers 503 and the per-address limit 429, before any view",
+          "[admission]")
+{
+    probe p;
+    test::log_capture log;
+    auto options = test::test_options(log);
+    options.max_connections = 3;
+    options.max_connections_per_address = 2;
+    options.trusted_proxies = {"127.0.0.1"};
+    test::running_server srv(options, address_routes(p));
+    auto status_of = [&](std::string const& forwarded_for) {
+        test::raw_connection raw(srv.port());
+        return raw.http_status(
+            test::upgrade_request("/who", "X-Forwarded-For: " + forwarded_for + "\r\n"), 2s);
+    };
+    // Two clients behind the proxy at 198.51.100.1, one at .2.
+    auto const upgrade = [&](std::string const& client) {
+        auto raw = std::make_unique<test::raw_connection>(srv.port());
+        raw->write(test::upgrade_request("/who", "X-Forwarded-For: " + client + "\r\n"));
+        auto const reply = raw->read_until(" via 127.0.0.1");
+        REQUIRE(reply.starts_with("HTTP/1.1 101"));
+        CHECK(reply.find(client + " via 127.0.0.1") != std::string::npos);
+        return raw;
+    };
+    auto a1 = upgrade("198.51.100.1");
+    auto a2 = upgrade("198.51.100.1");
+    CHECK(status_of("198.51.100.1") == 429); // a third from one address
+    auto b1 = upgrade("198.51.100.2");
+    CHECK(status_of("198.51.100.3") == 503); // a fourth in all
+    auto const metrics = srv.get().metrics();
+    CHECK(metrics.refused_max_connections_per_address == 1);
+    CHECK(metrics.refused_max_connections == 1);
+    CHECK(metrics.upgrades_refused.at(429) == 1);
+    CHECK(metrics.upgrades_refused.at(503) == 1);
+    CHECK(metrics.routes.at(0).connections_opened == 3); // no view was made for the refused
+    // A connection that ends gives its place back.
+    a1.reset();
+    REQUIRE(p.wait_for("close"));
+    auto a3 = upgrade("198.51.100.1");
+}
+
+TEST_CASE("Forwarding headers from an untrusted peer are ignored", "[admission]")
+{
+    probe p;
+    test::log_capture log;
+    test::running_server srv(test::test_options(log), address_routes(p));
+    test::raw_connection raw(srv.port());
+    raw.write(test::upgrade_request("/who", "X-Forwarded-For: 198.51.100.1\r\n"));
+    auto const reply = raw.read_until(" via 127.0.0.1");
+    CHECK(reply.find("127.0.0.1 via 127.0.0.1") != std::string::npos);
+}
+
+TEST_CASE("buffered_amount grows while a client does not read, from any thread", "[admission]")
+{
+    probe p;
+    test::log_capture log;
+    test::running_server srv(test::test_options(log), address_routes(p));
+    test::raw_connection raw(srv.port()); // never reads again after the greeting
+    raw.write(test::upgrade_request("/who"));
+    raw.read_until(" via 127.0.0.1");
+    auto const handle = p.kept(); // kept before the greeting was sent
+    REQUIRE(handle.is_open());
+    CHECK(handle.buffered_amount() == 0);
+    CHECK(handle.client_address().to_string() == "127.0.0.1");
+    // 16 MiB in 64 KiB messages: more than the sockets' buffers take (a few
+    // MiB at most), less than the route's 64 MiB queue.
+    raw.write(test::frame_header(0x1, 9) + "flood 256");
+    REQUIRE(p.wait_for("flooded"));
+    // Read here, on the test's thread: what the kernel did not take waits.
+    auto const held = handle.buffered_amount();
+    INFO("buffered: " << held);
+    CHECK(held > std::size_t{1} << 20);
+    CHECK(held <= std::size_t{16} << 20);
 }
