@@ -31,6 +31,14 @@ enum class close_code : std::uint16_t {
     internal_error = 1011,      ///< a handler threw
     service_restart = 1012,     ///< the service is restarting
     try_again_later = 1013,     ///< temporarily overloaded
+    /// 3000 (registered with IANA as "Unauthorized"): the expiry set with
+    /// `expire_at` passed without being extended. mallard's own codes in
+    /// 3000-3499 mean "reconnect" (here: with fresh credentials); 3500-3999
+    /// are left to views for "do not reconnect".
+    expired = 3000,
+    /// 3008 (registered with IANA as "Timeout"): the route's `max_lifetime`
+    /// was reached; reconnect.
+    lifetime_reached = 3008,
 };
 
 /** Whether `code` may be put in a close frame that we send.
@@ -77,6 +85,8 @@ enum class close_cause {
                       ///< its `memory_budget`; closed with 1013
     rate_limit,       ///< sent faster than its route's `receive_rate` allows,
                       ///< with the `close` action; closed with 1008
+    expired,          ///< the expiry set with `expire_at` passed; closed with 3000
+    max_lifetime,     ///< the route's `max_lifetime` was reached; closed with 3008
 };
 
 /// A short lower-case name for `cause`, for logs.
@@ -96,6 +106,8 @@ constexpr std::string_view to_string(close_cause cause) noexcept
     case close_cause::send_timeout: return "send timeout";
     case close_cause::memory_budget: return "memory budget";
     case close_cause::rate_limit: return "rate limit";
+    case close_cause::expired: return "expired";
+    case close_cause::max_lifetime: return "max lifetime";
     }
     return "unknown";
 }

@@ -188,6 +188,14 @@ struct server_options {
     /// address, or an IPv6 /64); more get 429 before any view is made.
     /// 0 (the default): no limit.
     std::size_t max_connections_per_address = 0;
+    /// A port apart from the public one where operators' requests are
+    /// answered: metrics_path and status_path are then served there only,
+    /// and health_path and readiness_path there too. Nothing else is served
+    /// on it (no WebSocket, no files). 0 picks a free one, readable from
+    /// `server::admin_port()`. Default (empty): none.
+    std::optional<unsigned short> admin_port{};
+    /// The address the admin port listens on. Default loopback.
+    std::string admin_address = "127.0.0.1";
     /// Set SO_REUSEPORT on the listening sockets, so that several processes
     /// on one host serve the same port and the kernel spreads connections
     /// over them (with the Redis backplane they are one service). Default false.
@@ -215,6 +223,11 @@ struct route_options {
     std::optional<std::size_t> compression_threshold{};
     /// How fast each client may send; replaces the view's `receive_rate`.
     std::optional<rate_limit> receive_rate{};
+    /// How long a connection may last; replaces the view's `max_lifetime`.
+    std::optional<std::chrono::milliseconds> max_lifetime{};
+    /// How long before its expiry a view hears `on_expiring`; replaces the
+    /// view's `expiry_notice`.
+    std::optional<std::chrono::milliseconds> expiry_notice{};
     /// Browser origins allowed to connect, e.g. "https://example.com"; an
     /// upgrade with any other Origin header answers 403. Empty (the default)
     /// allows every origin. Clients that send no Origin (not browsers) are
@@ -260,6 +273,10 @@ struct connection_limits {
     /// How fast the client may send, its bursts resolved (never 0 where a
     /// rate is set).
     rate_limit receive_rate;
+    /// Close with 3008 "max lifetime" after this long; zero never.
+    std::chrono::milliseconds max_lifetime;
+    /// `on_expiring` runs this long before the time set by `expire_at`.
+    std::chrono::milliseconds expiry_notice;
 };
 
 namespace detail {
@@ -288,6 +305,8 @@ connection_limits resolve_limits(route_options const& route, std::string const& 
         route.compression_threshold.value_or(View::compression_threshold),
         route.send_timeout.value_or(ceil<milliseconds>(View::send_timeout)),
         route.receive_rate.value_or(View::receive_rate),
+        route.max_lifetime.value_or(ceil<milliseconds>(View::max_lifetime)),
+        route.expiry_notice.value_or(ceil<milliseconds>(View::expiry_notice)),
     };
     if (limits.max_message_size == 0)
         limits.max_message_size = limits.max_frame_size;
@@ -309,6 +328,10 @@ connection_limits resolve_limits(route_options const& route, std::string const& 
     if (limits.send_queue_high_water > limits.max_send_queue_bytes)
         throw_bad_option(where, "send_queue_high_water",
                          "must not exceed max_send_queue_bytes");
+    if (limits.max_lifetime.count() < 0)
+        throw_bad_option(where, "max_lifetime", "must not be negative (0: no limit)");
+    if (limits.expiry_notice.count() < 0)
+        throw_bad_option(where, "expiry_notice", "must not be negative");
     auto& rate = limits.receive_rate;
     if (!(rate.messages_per_second >= 0) || !(rate.bytes_per_second >= 0) ||
         !(rate.message_burst >= 0) || !(rate.byte_burst >= 0))
@@ -407,6 +430,10 @@ inline void check_server_options(server_options const& options)
                          "only applies with tls set; for ws:// alone use port");
     if (options.plain_port && *options.plain_port != 0 && *options.plain_port == options.port)
         throw_bad_option(where, "plain_port", "must differ from port, which serves wss://");
+    if (options.admin_port && *options.admin_port != 0 &&
+        (*options.admin_port == options.port ||
+         (options.plain_port && *options.admin_port == *options.plain_port)))
+        throw_bad_option(where, "admin_port", "must differ from port and plain_port");
     if (!options.status_path.empty() && options.metrics_path.empty())
         throw_bad_option(where, "status_path",
                          "needs metrics_path, which the page reads: set metrics_path too "

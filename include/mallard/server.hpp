@@ -59,6 +59,9 @@ public:
     /// The ws:// port beside a TLS one (`options.plain_port`); 0 when none.
     MALLARD_DECL unsigned short plain_port() const noexcept;
 
+    /// The operators' port (`options.admin_port`); 0 when none.
+    MALLARD_DECL unsigned short admin_port() const noexcept;
+
     /// Open WebSocket connections on all threads.
     MALLARD_DECL std::size_t connection_count() const noexcept;
 

@@ -111,6 +111,13 @@ public:
     /// bursts, and what happens over the limit (pause reading, or close with
     /// 1008). Default: no limit.
     static constexpr rate_limit receive_rate{};
+    /// Close with 3008 (`close_code::lifetime_reached`) "max lifetime" after
+    /// this long, however busy; 0 (the default) never. Clients reconnect,
+    /// e.g. to spread over servers added since.
+    static constexpr std::chrono::seconds max_lifetime{0};
+    /// How long before the time set by `expire_at` the view hears
+    /// `on_expiring`. Default 30 s: time for a client to fetch a new token.
+    static constexpr std::chrono::seconds expiry_notice{30};
     /** Subprotocols this view speaks (`Sec-WebSocket-Protocol`), most
         preferred first. Of those a client offers, the first here is chosen
         (RFC 6455 section 4.2.2) and readable as `subprotocol()`. Default: none.
@@ -174,6 +181,20 @@ public:
         (void)why;
         co_return;
     }
+
+    /** Runs `expiry_notice` before the time set by `expire_at` (once per
+        call of it), as a task of the connection: ask the client for fresh
+        credentials, and call `expire_at` with their expiry to extend. A
+        connection not extended by then is closed with 3000
+        (`close_code::expired`) "expired". Default: nothing.
+    */
+    virtual task<> on_expiring() { co_return; }
+
+    /** Sets when this connection expires, e.g. when the token it was opened
+        with does; callable from `on_upgrade` on, again to extend. Wall-clock
+        time, as tokens carry it. See `on_expiring`.
+    */
+    MALLARD_DECL void expire_at(std::chrono::system_clock::time_point when);
 
     /** Queues a text message for this client.
 

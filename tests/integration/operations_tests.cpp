@@ -36,6 +36,13 @@ private:
     probe& probe_;
 };
 
+/// "close:CODE:cause", as the views below record an ending.
+std::string close_event(mallard::close_reason const& why)
+{
+    return "close:" + std::to_string(static_cast<unsigned>(why.code)) + ":" +
+           std::string(mallard::to_string(why.cause));
+}
+
 /// Throws from the callback its query names; refuses with 401 when asked.
 class failing_view : public mallard::websocket_view {
 public:
@@ -63,8 +70,7 @@ public:
     }
     mallard::task<> on_close(mallard::close_reason why) override
     {
-        probe_.record("close:" + std::to_string(static_cast<unsigned>(why.code)) + ":" +
-                      std::string(mallard::to_string(why.cause)));
+        probe_.record(close_event(why));
         co_return;
     }
 
@@ -285,4 +291,120 @@ TEST_CASE("buffered_amount grows while a client does not read, from any thread",
     INFO("buffered: " << held);
     CHECK(held > std::size_t{1} << 20);
     CHECK(held <= std::size_t{16} << 20);
+}
+
+namespace {
+
+/// Expires 1.5 s after opening, hears of it 1 s before; with ?extend=1 its
+/// on_expiring moves the expiry 3 s on (as a fresh token would).
+class expiring_view : public mallard::websocket_view {
+public:
+    static constexpr auto expiry_notice = std::chrono::seconds{1};
+
+    explicit expiring_view(probe& p) : probe_(p) {}
+
+    mallard::task<mallard::upgrade_decision> on_upgrade() override
+    {
+        expire_at(std::chrono::system_clock::now() + 1500ms); // from on_upgrade, as a token's
+        co_return mallard::upgrade_decision::accept();
+    }
+    mallard::task<> on_expiring() override
+    {
+        probe_.record("expiring");
+        if (request().query_param("extend"))
+            expire_at(std::chrono::system_clock::now() + 3s);
+        co_return;
+    }
+    mallard::task<> on_close(mallard::close_reason why) override
+    {
+        probe_.record(close_event(why));
+        co_return;
+    }
+
+private:
+    probe& probe_;
+};
+
+} // namespace
+
+TEST_CASE("max_lifetime closes with 3008 however busy the connection is", "[lifetime]")
+{
+    probe p;
+    test::log_capture log;
+    test::running_server srv(
+        test::test_options(log),
+        mallard::router{mallard::path<mallard::websocket_view>(
+            "/short", "short", {.max_lifetime = std::chrono::milliseconds{500}})});
+    mallard::testing::client c{srv.port(), "/short"};
+    auto const opened = std::chrono::steady_clock::now();
+    CHECK(c.wait_for_close(5s) == mallard::close_code::lifetime_reached);
+    CHECK(c.close_text() == "max lifetime");
+    auto const lasted = std::chrono::steady_clock::now() - opened;
+    CHECK(lasted >= 450ms); // the wheel's tick is 500 ms / 8 here
+    CHECK(lasted < 3s);
+}
+
+TEST_CASE("expire_at closes with 3000 unless on_expiring extends it", "[lifetime]")
+{
+    probe p;
+    test::log_capture log;
+    test::running_server srv(test::test_options(log),
+                             mallard::router{mallard::path(
+                                 "/token", [&p] { return std::make_unique<expiring_view>(p); },
+                                 "token")});
+    SECTION("not extended")
+    {
+        mallard::testing::client c{srv.port(), "/token"};
+        CHECK(c.wait_for_close(5s) == mallard::close_code::expired);
+        CHECK(c.close_text() == "expired");
+        REQUIRE(p.wait_for("close:3000:expired"));
+        CHECK(p.count("expiring") == 1);
+    }
+    SECTION("extended")
+    {
+        mallard::testing::client c{srv.port(), "/token?extend=1"};
+        // The second notice comes 2.5 s after the first: past the first
+        // expiry (1.5 s), which would have closed it.
+        REQUIRE(p.wait_for("expiring", 2, 6s));
+        CHECK(p.count("close:3000:expired") == 0);
+        c.close(mallard::close_code::normal);
+        REQUIRE(p.wait_for_prefix("close:1000"));
+    }
+}
+
+TEST_CASE("The admin port serves the metrics apart from the public port", "[admin]")
+{
+    probe p;
+    test::log_capture log;
+    auto options = test::test_options(log);
+    options.metrics_path = "/metrics";
+    options.admin_port = 0;
+    test::running_server srv(options, address_routes(p));
+    REQUIRE(srv.get().admin_port() != 0);
+    CHECK(srv.get().admin_port() != srv.port());
+    auto get = [](unsigned short port, char const* path) {
+        test::raw_connection raw(port);
+        return raw.http_status("GET " + std::string(path) +
+                               " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    };
+    CHECK(get(srv.get().admin_port(), "/metrics") == 200);
+    CHECK(get(srv.get().admin_port(), "/readyz") == 200);
+    CHECK(get(srv.port(), "/metrics") == 404);
+    test::raw_connection upgrade(srv.get().admin_port());
+    CHECK(upgrade.http_status(test::upgrade_request("/who")) == 404);
+}
+
+TEST_CASE("reuse_port lets two servers listen on one port", "[admin]")
+{
+    test::log_capture log;
+    auto options = test::test_options(log);
+    options.reuse_port = true;
+    mallard::server first{options, mallard::router{mallard::path<mallard::websocket_view>("/a", "a")}};
+    options.port = first.port();
+    CHECK_NOTHROW(mallard::server{options,
+                                  mallard::router{mallard::path<mallard::websocket_view>("/a", "a")}});
+    options.reuse_port = false;
+    CHECK_THROWS_AS((mallard::server{options,
+                                     mallard::router{mallard::path<mallard::websocket_view>("/a", "a")}}),
+                    std::system_error);
 }

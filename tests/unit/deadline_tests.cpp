@@ -116,6 +116,42 @@ TEST_CASE("Without timeouts or pings there is nothing to look at", "[deadlines]"
     CHECK(d.next_look(t0, deadline_inputs{}) == clock_type::time_point::max());
 }
 
+TEST_CASE("max_lifetime closes a connection however busy it is", "[deadlines][lifetime]")
+{
+    connection_deadlines d({.receive_timeout = 10s, .max_lifetime = 2s}, t0);
+    deadline_inputs in;
+    CHECK(d.next_look(t0, in) == t0 + 2s);
+    in.bytes_read = 100; // activity does not postpone it
+    CHECK(d.look(t0 + 1999ms, in) == deadline_action::none);
+    CHECK(d.look(t0 + 2s, in) == deadline_action::lifetime_reached);
+}
+
+TEST_CASE("An expiry tells the view once, its notice before, then closes unless moved",
+          "[deadlines][lifetime]")
+{
+    connection_deadlines d({.expiry_notice = 30s}, t0);
+    deadline_inputs in;
+    CHECK(d.next_look(t0, in) == clock_type::time_point::max());
+    d.expire_at(t0 + 100s);
+    CHECK(d.next_look(t0, in) == t0 + 70s);
+    CHECK(d.look(t0 + 69s, in) == deadline_action::none);
+    CHECK(d.look(t0 + 70s, in) == deadline_action::expiring);
+    CHECK(d.next_look(t0 + 70s, in) == t0 + 100s); // told once
+    CHECK(d.look(t0 + 80s, in) == deadline_action::none);
+    // Extended: a new notice before the new expiry, and no close at the old one.
+    d.expire_at(t0 + 200s);
+    CHECK(d.look(t0 + 100s, in) == deadline_action::none);
+    CHECK(d.look(t0 + 170s, in) == deadline_action::expiring);
+    CHECK(d.look(t0 + 200s, in) == deadline_action::expired);
+}
+
+TEST_CASE("An expiry already past closes at the next look", "[deadlines][lifetime]")
+{
+    connection_deadlines d({.expiry_notice = 30s}, t0);
+    d.expire_at(t0);
+    CHECK(d.look(t0, deadline_inputs{}) == deadline_action::expired);
+}
+
 TEST_CASE("The wheel's tick is an eighth of the smallest interval, within 1 ms and 250 ms",
           "[deadlines]")
 {

@@ -260,3 +260,36 @@ TEST_CASE("A metrics or status path that a route also matches is refused at setu
                       Catch::Contains("\"/status\" is also the path of route"));
     CHECK_THROWS_WITH(make({.metrics_path = "/m?x=1"}), Catch::Contains("is not a path"));
 }
+
+TEST_CASE("With an admin port, metrics and status are answered there only, and nothing else is",
+          "[metrics][admin]")
+{
+    auto const state = state_with(
+        {.metrics_path = "/metrics", .status_path = "/status", .admin_port = 0});
+    using mallard::detail::listener_kind;
+    using mallard::detail::request_context;
+    using mallard::detail::server_phase;
+    auto on = [&](listener_kind listener, std::string target, bool upgrade = false) {
+        http::request<http::empty_body> req{http::verb::get, target, 11};
+        req.set(http::field::host, "127.0.0.1");
+        if (upgrade) {
+            req.set(http::field::upgrade, "websocket");
+            req.set(http::field::connection, "Upgrade");
+            req.set(http::field::sec_websocket_key, "dGhlIHNhbXBsZSBub25jZQ==");
+            req.set(http::field::sec_websocket_version, "13");
+        }
+        auto decision = mallard::detail::decide_request(
+            req, *state, request_context{server_phase::serving, {}, listener});
+        REQUIRE(std::holds_alternative<mallard::detail::http_reply>(decision));
+        return std::get<mallard::detail::http_reply>(std::move(decision)).response.result_int();
+    };
+    CHECK(on(listener_kind::public_port, "/metrics") == 404);
+    CHECK(on(listener_kind::public_port, "/status") == 404);
+    CHECK(on(listener_kind::public_port, "/healthz") == 200);
+    CHECK(on(listener_kind::admin_port, "/metrics") == 200);
+    CHECK(on(listener_kind::admin_port, "/status") == 200);
+    CHECK(on(listener_kind::admin_port, "/healthz") == 200);
+    CHECK(on(listener_kind::admin_port, "/readyz") == 200);
+    CHECK(on(listener_kind::admin_port, "/ws", true) == 404); // no WebSocket there
+    CHECK(on(listener_kind::admin_port, "/anything") == 404);
+}

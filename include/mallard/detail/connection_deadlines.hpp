@@ -4,7 +4,8 @@
 
 // What a connection's deadlines decide, without I/O: the receive timeout
 // (nothing from the peer), the send timeout (what is queued for the peer
-// makes no progress), the keep-alive ping, and, once a close is requested,
+// makes no progress), the keep-alive ping, the connection's max lifetime and
+// the expiry a view sets (with a notice before it), and, once a close is requested,
 // the deadline by which the close must be done (a client that stopped
 // reading could hold the close frame back forever). The session looks when
 // the time given by next_look() has come (see deadline_wheel.hpp) and does
@@ -33,6 +34,9 @@ enum class deadline_action {
     send_timeout,    // close with 1008
     receive_timeout, // close with 1001
     ping,
+    expiring,         // the expiry is near: tell the view, once
+    expired,          // close with 3000
+    lifetime_reached, // close with 3008
 };
 
 class connection_deadlines {
@@ -43,6 +47,8 @@ public:
         std::chrono::milliseconds receive_timeout{0}; // zero: none
         std::chrono::milliseconds send_timeout{0};
         std::chrono::milliseconds ping_interval{0};
+        std::chrono::milliseconds max_lifetime{0};
+        std::chrono::milliseconds expiry_notice{0}; // before an expiry set with expire_at
     };
 
     connection_deadlines(intervals limits, clock::time_point now)
@@ -50,7 +56,17 @@ public:
         , last_activity_(now)
         , next_ping_(now + limits.ping_interval)
         , send_progress_(now)
+        , lifetime_end_(limits.max_lifetime.count() != 0 ? now + limits.max_lifetime
+                                                         : clock::time_point::max())
     {
+    }
+
+    /// The connection expires at `when` (replacing an earlier expiry); the
+    /// view is told expiry_notice before.
+    void expire_at(clock::time_point when) noexcept
+    {
+        expiry_ = when;
+        notice_given_ = false;
     }
 
     /// The peer did something (a read starts, a control frame arrived).
@@ -79,6 +95,9 @@ public:
         }
         if (limits_.ping_interval.count() != 0)
             wake = std::min(wake, next_ping_);
+        wake = std::min({wake, lifetime_end_, expiry_});
+        if (!notice_given_ && expiry_ != clock::time_point::max())
+            wake = std::min(wake, notice_time());
         return wake;
     }
 
@@ -90,6 +109,14 @@ public:
     {
         if (in.close_requested)
             return now >= in.close_deadline ? deadline_action::abort : deadline_action::none;
+        if (now >= expiry_)
+            return deadline_action::expired;
+        if (now >= lifetime_end_)
+            return deadline_action::lifetime_reached;
+        if (!notice_given_ && expiry_ != clock::time_point::max() && now >= notice_time()) {
+            notice_given_ = true;
+            return deadline_action::expiring;
+        }
         if (in.in_handler)
             last_activity_ = now;
         if (in.bytes_read != bytes_seen_) {
@@ -113,6 +140,12 @@ public:
     }
 
 private:
+    // Only with an expiry set: expire_at keeps it within a century of now.
+    clock::time_point notice_time() const noexcept
+    {
+        return expiry_ - std::chrono::duration_cast<clock::duration>(limits_.expiry_notice);
+    }
+
     intervals limits_;
     clock::time_point last_activity_;
     clock::time_point next_ping_;
@@ -120,6 +153,9 @@ private:
     std::uint64_t bytes_seen_ = 0;    // bytes_read at the last look
     std::uint64_t writes_seen_ = 0;   // writes_done at the last look
     bool asleep_ = false;             // the next look was set without the writer sending
+    clock::time_point lifetime_end_;  // max_lifetime after the start; max() for none
+    clock::time_point expiry_ = clock::time_point::max(); // set by expire_at
+    bool notice_given_ = false;       // the view was told of expiry_
 };
 
 } // namespace mallard::detail

@@ -83,7 +83,8 @@ inline void send_without_delay(tcp_stream& stream)
 /// its handshake) until one becomes a WebSocket, which then runs to its end.
 /// What each request gets is decide_request's; this only reads and writes.
 template <class Stream>
-task<void> serve_http(Stream stream, server_state& server, worker& w)
+task<void> serve_http(Stream stream, server_state& server, worker& w,
+                      listener_kind listener = listener_kind::public_port)
 {
     auto const& options = server.options;
     auto const& log = options.log;
@@ -103,7 +104,7 @@ task<void> serve_http(Stream stream, server_state& server, worker& w)
         auto upgrade = parser.release();
         error_code no_peer; // a peer already gone is caught by the next write
         auto const peer = tcp.socket().remote_endpoint(no_peer).address();
-        auto decision = decide_request(upgrade, server, w.phase(), peer);
+        auto decision = decide_request(upgrade, server, request_context{w.phase(), peer, listener});
         if (!std::holds_alternative<upgrade_plan>(decision)) {
             bool keep = false;
             if (auto* reply = std::get_if<http_reply>(&decision)) {

@@ -90,9 +90,13 @@ public:
         if (!state_->options.static_directory.empty())
             state_->static_root = std::filesystem::canonical(state_->options.static_directory);
         auto const& opts = state_->options;
-        open_listener(opts.port, tls_acceptor_of(opts));
+        open_listener(opts.address, opts.port, tls_acceptor_of(opts), listener_kind::public_port);
         if (opts.plain_port)
-            open_listener(*opts.plain_port, nullptr);
+            plain_ = &open_listener(opts.address, *opts.plain_port, nullptr,
+                                    listener_kind::public_port);
+        if (opts.admin_port)
+            admin_ = &open_listener(opts.admin_address, *opts.admin_port, nullptr,
+                                    listener_kind::admin_port);
     }
 
     server_impl(server_impl const&) = delete;
@@ -109,10 +113,10 @@ public:
     unsigned short port() const noexcept { return listeners_.front().port; }
 
     /// The ws:// port beside a TLS one (`options.plain_port`); 0 when none.
-    unsigned short plain_port() const noexcept
-    {
-        return listeners_.size() > 1 ? listeners_.back().port : 0;
-    }
+    unsigned short plain_port() const noexcept { return plain_ ? plain_->port : 0; }
+
+    /// The operators' port (`options.admin_port`); 0 when none.
+    unsigned short admin_port() const noexcept { return admin_ ? admin_->port : 0; }
 
     /// Open WebSocket connections on all threads.
     std::size_t connection_count() const noexcept
@@ -197,7 +201,8 @@ public:
         auto tick = choose_tick({close_timeout});
         for (auto const& r : routes.routes()) {
             auto const& l = r.limits();
-            tick = std::min(tick, choose_tick({l.receive_timeout, l.send_timeout / 4, l.ping_interval}));
+            tick = std::min(tick, choose_tick({l.receive_timeout, l.send_timeout / 4, l.ping_interval,
+                                               l.max_lifetime, l.expiry_notice}));
         }
         return tick;
     }
@@ -298,21 +303,25 @@ private:
         net::ip::tcp::acceptor acceptor;
         tls_acceptor const* tls;
         unsigned short port;
+        listener_kind kind;
     };
 
-    void open_listener(unsigned short port, tls_acceptor const* tls)
+    listener& open_listener(std::string const& address_text, unsigned short port,
+                            tls_acceptor const* tls, listener_kind kind)
     {
         auto const& options = state_->options;
         error_code ec;
-        auto const address = net::ip::make_address(options.address, ec);
+        auto const address = net::ip::make_address(address_text, ec);
         if (ec)
-            throw std::invalid_argument("mallard::server_options: address \"" + options.address +
-                                        "\" is not an IPv4 or IPv6 address");
+            throw std::invalid_argument(
+                std::string("mallard::server_options: ") +
+                (kind == listener_kind::admin_port ? "admin_address" : "address") + " \"" +
+                address_text + "\" is not an IPv4 or IPv6 address");
         net::ip::tcp::endpoint const endpoint(address, port);
         net::ip::tcp::acceptor acceptor(workers_.front()->loop());
         auto fail = [&](char const* what, char const* hint = "") {
             throw std::system_error(ec, "mallard::server: cannot " + std::string(what) + " " +
-                                            options.address + ":" + std::to_string(port) + hint);
+                                            address_text + ":" + std::to_string(port) + hint);
         };
         if (acceptor.open(endpoint.protocol(), ec))
             fail("open a socket for");
@@ -329,7 +338,8 @@ private:
         if (acceptor.listen(net::socket_base::max_listen_connections, ec))
             fail("listen on");
         auto const bound = acceptor.local_endpoint().port();
-        listeners_.push_back(listener{std::move(acceptor), tls, bound});
+        listeners_.push_back(listener{std::move(acceptor), tls, bound, kind});
+        return listeners_.back();
     }
 
     task<void> accept_loop(listener& from)
@@ -356,7 +366,7 @@ private:
                 co_await backoff.async_wait(use_tuple);
                 continue;
             }
-            net::co_spawn(w.loop(), serve(std::move(socket), w, from.tls),
+            net::co_spawn(w.loop(), serve(std::move(socket), w, from.tls, from.kind),
                           [this](std::exception_ptr e) {
                               if (e)
                                   log_error("a connection", e);
@@ -364,7 +374,7 @@ private:
         }
     }
 
-    task<void> serve(tcp_socket socket, worker& w, tls_acceptor const* tls)
+    task<void> serve(tcp_socket socket, worker& w, tls_acceptor const* tls, listener_kind kind)
     {
         if (tls) {
             co_await tls->serve(std::move(socket), *state_, w);
@@ -375,7 +385,7 @@ private:
         // session as well.
         tcp_stream stream(std::move(socket));
         send_without_delay(stream);
-        co_await serve_http(std::move(stream), *state_, w);
+        co_await serve_http(std::move(stream), *state_, w, kind);
     }
 
     worker::stop_terms stop_terms() const
@@ -432,6 +442,8 @@ private:
     std::vector<std::unique_ptr<worker>> workers_;
     std::optional<fanout> fanout_;
     std::deque<listener> listeners_; // stable addresses: accept loops refer to them
+    listener const* plain_ = nullptr; // among listeners_, when there are these
+    listener const* admin_ = nullptr;
     std::optional<net::signal_set> signals_;
     std::optional<net::steady_timer> drain_timer_; // the drain window's end, on the first loop
     std::atomic<bool> draining_{false};

@@ -11,6 +11,12 @@ enum class server_phase {
     stopping, ///< the window is over: the listener is closed, the rest are being closed
 };
 
+/// Which listener a request came in on.
+enum class listener_kind {
+    public_port, ///< port (or plain_port): WebSockets, files, everything
+    admin_port,  ///< admin_port: the operators' paths only
+};
+
 } // namespace mallard::detail
 
 #endif

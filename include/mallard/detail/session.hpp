@@ -71,7 +71,8 @@ public:
         , buffer_(owner.buffers())
         , close_timeout_(handshake_timeout)
         , asks_view_on_upgrade_(asks_view_on_upgrade)
-        , deadlines_({limits.receive_timeout, limits.send_timeout, limits.ping_interval},
+        , deadlines_({limits.receive_timeout, limits.send_timeout, limits.ping_interval,
+                      limits.max_lifetime, limits.expiry_notice},
                      clock::now())
     {
         view_access::attach(*view_, this);
@@ -225,6 +226,22 @@ public:
     // system call (a corked Beast write whose completion is still on its way
     // has its bytes there already).
     void waits_for_peer() override { pump(); }
+
+    void expire_at(std::chrono::system_clock::time_point when) override
+    {
+        // Wall-clock expiry on the steady clock, bounded so that far-off
+        // times (time_point::max()) stay representable.
+        using std::chrono::system_clock;
+        auto const now = clock::now();
+        auto const wall_now = system_clock::now();
+        auto const century = std::chrono::duration_cast<system_clock::duration>(
+            std::chrono::hours{24 * 365 * 100});
+        auto const left = when > wall_now ? std::min<system_clock::duration>(when - wall_now, century)
+                                          : system_clock::duration::zero();
+        deadlines_.expire_at(now + std::chrono::duration_cast<clock::duration>(left));
+        if (writer_started_) // open: look again now; before that, the first look sees it
+            look_later(now);
+    }
 
     void pause_reading(bool paused) override
     {
@@ -677,6 +694,15 @@ private:
             break;
         case deadline_action::ping:
             (void)send_now({outbound_message::kind::ping, {}, {}});
+            break;
+        case deadline_action::expiring:
+            spawn(view_->on_expiring());
+            break;
+        case deadline_action::expired:
+            request_close(close_code::expired, "expired", close_cause::expired);
+            break;
+        case deadline_action::lifetime_reached:
+            request_close(close_code::lifetime_reached, "max lifetime", close_cause::max_lifetime);
             break;
         }
         look_later(now);

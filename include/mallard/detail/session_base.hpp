@@ -111,6 +111,10 @@ public:
     /// budget). A close request reads again: the peer's close frame is owed.
     virtual void pause_reading(bool paused) = 0;
 
+    /// This thread: the connection expires at `when` (see
+    /// websocket_view::expire_at).
+    virtual void expire_at(std::chrono::system_clock::time_point when) = 0;
+
     executor_type const& executor() const noexcept { return executor_; }
     connection_limits const& limits() const noexcept { return limits_; }
     mallard::request const& request() const noexcept { return request_; }
@@ -314,7 +318,7 @@ protected:
     }
 
     executor_type executor_;
-    connection_limits limits_;
+    connection_limits const& limits_; // the route's: routes outlive every connection
     logger const& log_;
     std::uint64_t id_;
     session_services services_;

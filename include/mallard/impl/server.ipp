@@ -21,6 +21,8 @@ MALLARD_DECL unsigned short server::port() const noexcept { return impl_->port()
 
 MALLARD_DECL unsigned short server::plain_port() const noexcept { return impl_->plain_port(); }
 
+MALLARD_DECL unsigned short server::admin_port() const noexcept { return impl_->admin_port(); }
+
 MALLARD_DECL std::size_t server::connection_count() const noexcept
 {
     return impl_->connection_count();

@@ -63,6 +63,12 @@ MALLARD_DECL std::size_t websocket_view::publish(std::string const& group,
                                       to == audience::others ? session_->id() : 0);
 }
 
+MALLARD_DECL void websocket_view::expire_at(std::chrono::system_clock::time_point when)
+{
+    if (session_)
+        session_->expire_at(when);
+}
+
 MALLARD_DECL std::size_t websocket_view::buffered_amount() const noexcept
 {
     return session_ ? session_->buffered_amount() : 0;

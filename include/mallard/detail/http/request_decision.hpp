@@ -115,13 +115,68 @@ inline http_reply shutting_down_reply(unsigned version, server_options const& op
     return reply;
 }
 
+/// Where a request comes from: the server's phase as its thread sees it,
+/// the TCP peer, and the listener.
+struct request_context {
+    server_phase phase = server_phase::serving;
+    net::ip::address peer{};
+    listener_kind listener = listener_kind::public_port;
+};
+
+/// What the operators' paths answer (health, readiness, metrics, status
+/// page), or nothing for another path. With an admin port, the metrics and
+/// the status page are answered there only.
+inline std::optional<http_reply> decide_operator_request(http::request<http::empty_body> const& req,
+                                                          std::string const& path,
+                                                          server_state const& server,
+                                                          request_context const& context)
+{
+    auto const& options = server.options;
+    auto const version = req.version();
+    bool const keep = req.keep_alive();
+    if (!options.health_path.empty() && path == options.health_path)
+        return text_reply(version, http::status::ok, "ok\n", keep);
+    if (!options.readiness_path.empty() && path == options.readiness_path) {
+        if (context.phase == server_phase::serving)
+            return text_reply(version, http::status::ok, "ready\n", keep);
+        // A load balancer sends no new clients; those already here are closing.
+        auto reply = text_reply(version, http::status::service_unavailable, "draining\n", keep);
+        reply.response.set(http::field::retry_after,
+                           std::to_string(options.drain_retry_after.count()));
+        return reply;
+    }
+    if (options.admin_port && context.listener != listener_kind::admin_port)
+        return std::nullopt;
+    bool const is_metrics = !options.metrics_path.empty() && path == options.metrics_path;
+    bool const is_status = !options.status_path.empty() && path == options.status_path;
+    if (!is_metrics && !is_status)
+        return std::nullopt;
+    if (req.method() != http::verb::get) {
+        auto reply = text_reply(version, http::status::method_not_allowed,
+                                "Method not allowed\n", keep);
+        reply.response.set(http::field::allow, "GET");
+        return reply;
+    }
+    http::response<http::string_body> res{http::status::ok, version};
+    // Always current: a cached scrape or page would show the past.
+    res.set(http::field::cache_control, "no-store");
+    if (is_metrics) {
+        res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+        res.body() = to_prometheus(server.read_metrics());
+    } else {
+        res.set(http::field::content_type, "text/html; charset=utf-8");
+        res.body() = status_page(options.metrics_path);
+    }
+    return http_reply{std::move(res), keep};
+}
+
 /// What a plain HTTP request (no route matched) gets: the user's handler,
-/// else the health and readiness checks, the metrics and the status page,
-/// else the static folder, else 404.
+/// else the operators' paths, else the static folder, else 404.
 inline request_decision decide_plain_request(http::request<http::empty_body> const& req,
                                              std::string const& path,
                                              std::vector<std::string> const& segments,
-                                             server_state const& server, server_phase phase)
+                                             server_state const& server,
+                                             request_context const& context)
 {
     auto const& options = server.options;
     auto const& log = options.log;
@@ -130,7 +185,9 @@ inline request_decision decide_plain_request(http::request<http::empty_body> con
     if (options.http_handler) {
         std::optional<http::response<http::string_body>> answer;
         try {
-            answer = options.http_handler(mallard::request(req, path, {}, {}));
+            answer = options.http_handler(
+                mallard::request(req, path, {}, {}, plain_address(context.peer),
+                                 client_address(context.peer, req, server.trusted_proxies)));
         } catch (std::exception const& ex) {
             log.write(log_level::error, log_category::diagnostic,
                       std::string("the http_handler threw: ") + ex.what());
@@ -142,38 +199,8 @@ inline request_decision decide_plain_request(http::request<http::empty_body> con
             return http_reply{std::move(*answer), keep};
         }
     }
-    if (!options.health_path.empty() && path == options.health_path)
-        return text_reply(version, http::status::ok, "ok\n", keep);
-    if (!options.readiness_path.empty() && path == options.readiness_path) {
-        if (phase == server_phase::serving)
-            return text_reply(version, http::status::ok, "ready\n", keep);
-        // A load balancer sends no new clients; those already here are closing.
-        auto reply = text_reply(version, http::status::service_unavailable, "draining\n", keep);
-        reply.response.set(http::field::retry_after,
-                           std::to_string(options.drain_retry_after.count()));
-        return reply;
-    }
-    bool const is_metrics = !options.metrics_path.empty() && path == options.metrics_path;
-    bool const is_status = !options.status_path.empty() && path == options.status_path;
-    if (is_metrics || is_status) {
-        if (req.method() != http::verb::get) {
-            auto reply = text_reply(version, http::status::method_not_allowed,
-                                    "Method not allowed\n", keep);
-            reply.response.set(http::field::allow, "GET");
-            return reply;
-        }
-        http::response<http::string_body> res{http::status::ok, version};
-        // Always current: a cached scrape or page would show the past.
-        res.set(http::field::cache_control, "no-store");
-        if (is_metrics) {
-            res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
-            res.body() = to_prometheus(server.read_metrics());
-        } else {
-            res.set(http::field::content_type, "text/html; charset=utf-8");
-            res.body() = status_page(options.metrics_path);
-        }
-        return http_reply{std::move(res), keep};
-    }
+    if (auto reply = decide_operator_request(req, path, server, context))
+        return std::move(*reply);
     if (server.static_root) {
         if (req.method() != http::verb::get && req.method() != http::verb::head) {
             auto reply = text_reply(version, http::status::method_not_allowed,
@@ -193,14 +220,15 @@ inline request_decision decide_plain_request(http::request<http::empty_body> con
     Sans-I/O but for what the server's configuration runs: the user's
     `http_handler`, the view factory and the static folder's lookup. Refusals
     are logged (access) as before the decision moved here.
-    @param phase whether the server serves, drains or stops (an upgrade then
-    gets 503 with Retry-After, readiness_path 503)
-    @param peer the TCP peer's address
+    @param context the server's phase (draining or stopping, an upgrade
+    gets 503 with Retry-After, readiness_path 503), the TCP peer, and the
+    listener (the admin port answers the operators' paths only)
 */
 inline request_decision decide_request(http::request<http::empty_body> const& req,
-                                       server_state const& server, server_phase phase,
-                                       net::ip::address const& peer = {})
+                                       server_state const& server, request_context const& context)
 {
+    auto const phase = context.phase;
+    auto const& peer = context.peer;
     auto const& log = server.options.log;
     auto const version = req.version();
     // RFC 9112 section 3.2: an HTTP/1.1 request names its Host once.
@@ -211,6 +239,11 @@ inline request_decision decide_request(http::request<http::empty_body> const& re
     auto url = boost::urls::parse_origin_form(req.target());
     if (!url)
         return text_reply(version, http::status::bad_request, "Bad request target\n");
+    if (context.listener == listener_kind::admin_port) {
+        if (auto reply = decide_operator_request(req, std::string(url->path()), server, context))
+            return std::move(*reply);
+        return text_reply(version, http::status::not_found, "Not found\n", req.keep_alive());
+    }
     std::vector<std::string> segments;
     for (auto segment : url->segments())
         segments.push_back(std::move(segment));
@@ -223,7 +256,7 @@ inline request_decision decide_request(http::request<http::empty_body> const& re
                       "404 for " + std::string(req.target()));
             return text_reply(version, http::status::not_found, "Not found\n");
         }
-        return decide_plain_request(req, std::string(url->path()), segments, server, phase);
+        return decide_plain_request(req, std::string(url->path()), segments, server, context);
     }
     if (req.method() != http::verb::get) { // RFC 6455 section 4.1: the upgrade is a GET
         auto reply = text_reply(version, http::status::method_not_allowed,
@@ -302,6 +335,14 @@ inline request_decision decide_request(http::request<http::empty_body> const& re
                         mallard::request(req, std::string(url->path()), std::move(params),
                                          std::move(query), plain_address(peer), client),
                         std::move(place)};
+}
+
+/// decide_request for a request on the public port from no particular peer
+/// (the unit tests' way in).
+inline request_decision decide_request(http::request<http::empty_body> const& req,
+                                       server_state const& server, server_phase phase)
+{
+    return decide_request(req, server, request_context{phase});
 }
 
 } // namespace mallard::detail
