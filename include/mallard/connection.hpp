@@ -94,6 +94,10 @@ public:
     /// once the connection is gone. Any thread.
     MALLARD_DECL boost::asio::ip::address client_address() const;
 
+    /// The TCP peer's address: the client, or the proxy in front of it;
+    /// unspecified once the connection is gone. Any thread.
+    MALLARD_DECL boost::asio::ip::address peer_address() const;
+
     /// Handles compare equal when they refer to the same connection.
     friend bool operator==(connection const& a, connection const& b) noexcept
     {

@@ -282,6 +282,7 @@ TEST_CASE("buffered_amount grows while a client does not read, from any thread",
     REQUIRE(handle.is_open());
     CHECK(handle.buffered_amount() == 0);
     CHECK(handle.client_address().to_string() == "127.0.0.1");
+    CHECK(handle.peer_address().to_string() == "127.0.0.1");
     // 16 MiB in 64 KiB messages: more than the sockets' buffers take (a few
     // MiB at most), less than the route's 64 MiB queue.
     raw.write(test::frame_header(0x1, 9) + "flood 256");

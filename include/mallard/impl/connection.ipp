@@ -39,6 +39,12 @@ MALLARD_DECL boost::asio::ip::address connection::client_address() const
     return session ? session->request().client_address() : boost::asio::ip::address{};
 }
 
+MALLARD_DECL boost::asio::ip::address connection::peer_address() const
+{
+    auto session = session_.lock();
+    return session ? session->request().peer_address() : boost::asio::ip::address{};
+}
+
 MALLARD_DECL send_status connection::send(detail::outbound_message message) const
 {
     auto session = session_.lock();
