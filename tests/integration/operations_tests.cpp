@@ -43,10 +43,25 @@ std::string close_event(mallard::close_reason const& why)
            std::string(mallard::to_string(why.cause));
 }
 
-/// Throws from the callback its query names; refuses with 401 when asked.
-class failing_view : public mallard::websocket_view {
+/// Records how its connection ended, as close_event says.
+class close_recording_view : public mallard::websocket_view {
 public:
-    explicit failing_view(probe& p) : probe_(p) {}
+    explicit close_recording_view(probe& p) : probe_(p) {}
+
+    mallard::task<> on_close(mallard::close_reason why) override
+    {
+        probe_.record(close_event(why));
+        co_return;
+    }
+
+protected:
+    probe& probe_;
+};
+
+/// Throws from the callback its query names; refuses with 401 when asked.
+class failing_view : public close_recording_view {
+public:
+    using close_recording_view::close_recording_view;
 
     mallard::task<mallard::upgrade_decision> on_upgrade() override
     {
@@ -68,14 +83,6 @@ public:
         throw std::runtime_error("on_receive fails on purpose");
         co_return;
     }
-    mallard::task<> on_close(mallard::close_reason why) override
-    {
-        probe_.record(close_event(why));
-        co_return;
-    }
-
-private:
-    probe& probe_;
 };
 
 std::uint64_t close_count(mallard::route_metrics const& route, std::uint16_t code,
@@ -298,11 +305,11 @@ namespace {
 
 /// Expires 1.5 s after opening, hears of it 1 s before; with ?extend=1 its
 /// on_expiring moves the expiry 3 s on (as a fresh token would).
-class expiring_view : public mallard::websocket_view {
+class expiring_view : public close_recording_view {
 public:
     static constexpr auto expiry_notice = std::chrono::seconds{1};
 
-    explicit expiring_view(probe& p) : probe_(p) {}
+    using close_recording_view::close_recording_view;
 
     mallard::task<mallard::upgrade_decision> on_upgrade() override
     {
@@ -316,14 +323,6 @@ public:
             expire_at(std::chrono::system_clock::now() + 3s);
         co_return;
     }
-    mallard::task<> on_close(mallard::close_reason why) override
-    {
-        probe_.record(close_event(why));
-        co_return;
-    }
-
-private:
-    probe& probe_;
 };
 
 } // namespace

@@ -140,7 +140,7 @@ public:
     /// The server's counters; any thread.
     server_stats stats() const
     {
-        auto const all = metrics();
+        auto const all = counted(); // no /proc reading for a summary
         server_stats total;
         for (auto const& w : workers_)
             total.connections_open += w->open_connections();
@@ -164,6 +164,16 @@ public:
     /// each worker's counters are atomics that only its thread writes.
     server_metrics metrics() const
     {
+        auto all = counted();
+        fanout_->count_groups(all);
+        all.process = read_process_figures();
+        return all;
+    }
+
+private:
+    // What the workers, the admission limits and the backplane count.
+    server_metrics counted() const
+    {
         server_metrics all;
         auto const& routes = state_->routes.routes();
         all.routes.resize(routes.size());
@@ -186,11 +196,11 @@ public:
         all.draining = draining_.load(std::memory_order_relaxed);
         all.refused_max_connections = admission_->refused_server_full();
         all.refused_max_connections_per_address = admission_->refused_address_full();
-        fanout_->count_groups(all);
         all.backplane = fanout_->backplane_status();
-        all.process = read_process_figures();
         return all;
     }
+
+public:
 
     // The deadline wheel's tick follows the smallest interval any route
     // asks for (a look every quarter of the send timeout while sending),
