@@ -1,19 +1,27 @@
 // SPDX-License-Identifier: BSL-1.0
 // A chat with rooms: clients join /ws/chat/<room>?name=NICK, see the room's
-// last messages, join and leave notices, and every message sent to the room.
-// The bundled page (examples/chat/www) is served at / from the same port.
+// last messages, who is in the room, join and leave notices, and every
+// message sent to the room. The bundled page (examples/chat/www) is served at
+// / from the same port.
+// A client that comes back passes the last offset it saw and the history's
+// epoch (?since=OFFSET&epoch=EPOCH) and gets exactly the messages it missed,
+// when the room still has them ("recovered": true).
 // With --token SECRET, only clients that pass ?token=SECRET may join: others
 // get HTTP 401 before the upgrade (the page forwards its own ?token=).
-// With --redis redis://HOST:PORT, several processes serve one chat: rooms are
-// carried over Redis pub/sub (the history of a room is each process's own).
+// With --redis redis://HOST:PORT, several processes serve one chat: rooms and
+// their presence are carried over Redis pub/sub, and each room's history is a
+// Redis stream, numbered by Redis, so a client recovers on any process.
 //
 // Protocol, JSON text messages:
-//   server -> client  {"type":"history","messages":[{"name","text","time"}...]}
+//   server -> client  {"type":"history","messages":[{"type":"message","name","text","time",
+//                       "offset"}...],"epoch":..,"recovered":true|false}
 //                     {"type":"join"|"leave","name":..,"members":N}
-//                     {"type":"message","name":..,"text":..,"time":..}
+//                     {"type":"presence","members":[name...]}
+//                     {"type":"message","name":..,"text":..,"time":..,"offset":N}
 //                     {"type":"error","error":..}
 //   client -> server  {"type":"message","text":..}
 
+#include <mallard/json.hpp>
 #include <mallard/mallard.hpp>
 #include <mallard/redis.hpp>
 
@@ -21,15 +29,15 @@
 
 #include <boost/json.hpp>
 
+#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <ctime>
-#include <deque>
 #include <iostream>
-#include <mutex>
 #include <optional>
 #include <string>
-#include <unordered_map>
+#include <string_view>
+#include <vector>
 
 namespace json = boost::json;
 
@@ -38,33 +46,6 @@ namespace {
 constexpr std::size_t history_length = 50;
 constexpr std::size_t max_name_length = 32;
 constexpr std::size_t max_text_length = 2000;
-
-/// Each room's last messages, shared by every thread.
-class room_history {
-public:
-    void add(std::string const& room, json::object message)
-    {
-        std::lock_guard lock(mutex_);
-        auto& messages = rooms_[room];
-        messages.push_back(std::move(message));
-        if (messages.size() > history_length)
-            messages.pop_front();
-    }
-
-    json::array get(std::string const& room) const
-    {
-        std::lock_guard lock(mutex_);
-        json::array out;
-        if (auto found = rooms_.find(room); found != rooms_.end())
-            for (auto const& m : found->second)
-                out.push_back(m);
-        return out;
-    }
-
-private:
-    mutable std::mutex mutex_;
-    std::unordered_map<std::string, std::deque<json::object>> rooms_;
-};
 
 /// Whether `text` is well-formed UTF-8 (a name from the URL may be any bytes).
 bool valid_utf8(std::string_view text)
@@ -110,11 +91,63 @@ std::string utc_now()
     return text;
 }
 
+/// A room message as its clients receive it: the published JSON object with
+/// its offset added, the number a client passes back as ?since=.
+std::string with_offset(std::string_view object, std::uint64_t offset)
+{
+    std::string text(object.substr(0, object.size() - 1)); // without its closing '}'
+    text += ",\"offset\":";
+    text += std::to_string(offset);
+    text += '}';
+    return text;
+}
+
+/// A join or leave notice, then the member list: the room's presence messages.
+std::vector<std::string> presence_messages(mallard::presence_change const& change)
+{
+    json::array names;
+    for (auto const& member : change.members)
+        names.emplace_back(member.info);
+    auto const what = change.what == mallard::presence_change::kind::joined ? "join" : "leave";
+    return {json::serialize(json::object{{"type", what},
+                                         {"name", change.member.info},
+                                         {"members", change.members.size()}}),
+            json::serialize(json::object{{"type", "presence"}, {"members", std::move(names)}})};
+}
+
+/// Every room: its last messages with offsets, and who is in it.
+mallard::group_policy room_policy()
+{
+    mallard::group_policy rooms;
+    rooms.pattern = "room:*";
+    rooms.history_size = history_length;
+    rooms.format = [](std::string_view, mallard::history_entry const& entry) {
+        return with_offset(*entry.payload, entry.offset);
+    };
+    rooms.presence = true;
+    rooms.presence_messages = presence_messages;
+    return rooms;
+}
+
+/// Where a client says it stands: ?since=OFFSET&epoch=EPOCH (none: since{}).
+mallard::since client_position(mallard::request const& request)
+{
+    mallard::since from;
+    auto const offset = request.query_param("since");
+    auto const epoch = request.query_param("epoch");
+    if (!offset || !epoch)
+        return from;
+    auto const [end, error] = std::from_chars(offset->data(), offset->data() + offset->size(),
+                                              from.offset);
+    if (error != std::errc{} || end != offset->data() + offset->size())
+        return {};
+    from.epoch = *epoch;
+    return from;
+}
+
 class chat_view : public mallard::websocket_view {
 public:
-    chat_view(room_history& history, std::string const& token) : history_(history), token_(token)
-    {
-    }
+    explicit chat_view(std::string const& token) : token_(token) {}
 
     mallard::task<mallard::upgrade_decision> on_upgrade() override
     {
@@ -133,9 +166,11 @@ public:
         truncate_utf8(name_, max_name_length);
         group_ = "room:" + room_;
 
-        join(group_);
-        co_await send_text(history_message());
-        announce("join");
+        // The history reply goes out before anything else can: the room's
+        // later messages, and the notice of this join, reach this client
+        // after it.
+        auto const joined = co_await join(group_, client_position(request()), name_);
+        co_await send_text(history_message(joined));
     }
 
     mallard::task<> on_receive(std::string_view data, mallard::opcode op) override
@@ -145,24 +180,32 @@ public:
             co_await send_text(R"({"type":"error","error":"expected {\"type\":\"message\",\"text\":\"...\"}"})");
             co_return;
         }
-        history_.add(room_, *message);
-        publish(group_, json::serialize(*message));
+        mallard::publish_json(*this, group_, *message);
     }
 
     mallard::task<> on_close(mallard::close_reason) override
     {
         leave(group_);
-        announce("leave");
         co_return;
     }
 
 private:
     // JSON is built outside the coroutines: g++ 12 miscompiles braced
     // initializer lists inside a coroutine ("array used as initializer").
-    std::string history_message() const
+    static std::string history_message(mallard::join_result const& joined)
     {
-        return json::serialize(
-            json::object{{"type", "history"}, {"messages", history_.get(room_)}});
+        std::string text = json::serialize(json::object{{"type", "history"},
+                                                        {"epoch", joined.position.epoch},
+                                                        {"recovered", joined.recovered}});
+        text.pop_back(); // the closing '}': the messages go in as they went out
+        text += ",\"messages\":[";
+        for (auto const& entry : joined.messages) {
+            if (text.back() != '[')
+                text += ',';
+            text += with_offset(*entry.payload, entry.offset);
+        }
+        text += "]}";
+        return text;
     }
 
     /// The room message for a client's `{"type":"message","text":...}`, if it is one.
@@ -183,16 +226,6 @@ private:
         return json::object{{"type", "message"}, {"name", name_}, {"text", body}, {"time", utc_now()}};
     }
 
-    void announce(char const* what)
-    {
-        publish(group_, json::serialize(json::object{
-                            {"type", what},
-                            {"name", name_},
-                            {"members", group_size(group_)},
-                        }));
-    }
-
-    room_history& history_;
     std::string const& token_; // empty: no check
     std::string room_, name_, group_;
 };
@@ -210,10 +243,9 @@ int main(int argc, char** argv)
     try {
         if (auto const redis = args->value("--redis", ""); !redis.empty())
             args->options.backplane = mallard::make_redis_backplane(redis);
-        room_history history;
+        args->options.groups.push_back(room_policy());
         mallard::router urls{mallard::path(
-            "/ws/chat/<room>",
-            [&history, &token] { return std::make_unique<chat_view>(history, token); }, "chat")};
+            "/ws/chat/<room>", [&token] { return std::make_unique<chat_view>(token); }, "chat")};
         mallard::server srv{args->options, std::move(urls)};
         examples::announce(srv, *args);
         std::cout << "open " << (args->options.tls ? "https" : "http") << "://127.0.0.1:"

@@ -2,11 +2,15 @@
 #ifndef MALLARD_BACKPLANE_HPP
 #define MALLARD_BACKPLANE_HPP
 
+#include <mallard/group_history.hpp>
 #include <mallard/logger.hpp>
 #include <mallard/opcode.hpp>
+#include <mallard/presence.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 
+#include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -26,6 +30,42 @@ struct group_message {
     /// A connection of the publishing server not to deliver to (the sender
     /// itself, when it asked to be excluded); 0 for none.
     std::uint64_t excluded_connection = 0;
+
+    /// For a group with history whose history the backplane keeps
+    /// (`backplane::keeps_history()`): on `publish`, how many messages it
+    /// keeps (> 0) and for how long (0: no age bound); on `deliver`, the
+    /// message's offset and the history's epoch, which the backplane
+    /// assigned. Zero and empty otherwise.
+    std::size_t history_size = 0;
+    std::chrono::milliseconds history_age{0};
+    std::uint64_t offset = 0;
+    std::string epoch{};
+};
+
+/// What a server asks of a backplane that keeps histories, for a member
+/// joining a group from a position.
+struct history_request {
+    std::string group;
+    /// Where the member's client stands; `since{}` for nowhere.
+    since from{};
+    /// The group's policy: how many messages it keeps, and for how long.
+    std::size_t history_size = 0;
+    std::chrono::milliseconds history_age{0};
+    /// For a member joining: the read waits until this server receives the
+    /// group's new messages. False for a look at the history only.
+    bool joining = true;
+};
+
+/// A member joined or left a group with presence, as it travels between
+/// servers.
+struct presence_event {
+    /// The group's name.
+    std::string group;
+    /// Joined (true) or left (false).
+    bool joined = true;
+    /// The member, as its server lists it (`presence_member::server` empty:
+    /// the backplane fills it in for the other servers).
+    presence_member member;
 };
 
 /** Carries group publishes to the servers whose clients are members.
@@ -47,10 +87,16 @@ public:
     /// Hands a message to this server's local members of its group.
     using deliver_function = std::function<void(group_message const&)>;
 
+    /// Hands another server's presence change to this server's groups.
+    using presence_function = std::function<void(presence_event const&)>;
+
     /// What the server lends its backplane.
     struct host {
         /// Hands a message to this server's members of its group.
         deliver_function deliver;
+        /// Hands another server's member joining or leaving a group with
+        /// presence to this server (which keeps the whole list).
+        presence_function presence_changed;
         /// One of the server's event loops, for the backplane's own I/O: a
         /// single thread runs it. Its work keeps the server running until
         /// `stop()`.
@@ -66,6 +112,39 @@ public:
 
     /// Sends `message` to every server with members of its group.
     virtual void publish(group_message message) = 0;
+
+    /** A member of this server joined or left a group with presence:
+        carry it to the other servers with members of the group, each
+        naming this server in `member.server`. The default carries nothing
+        (one process: its list is complete). Same threads as `publish`.
+    */
+    virtual void publish_presence(presence_event const& event) { (void)event; }
+
+    /** Whether this backplane keeps the histories of groups with history
+        (`group_policy::history_size`) and numbers their messages, so that
+        every server sees the same offsets and a client recovers on any of
+        them. Then a publish to such a group carries `history_size` and
+        `history_age`, must not be delivered to this server before it is
+        numbered, and comes back to every server's `deliver` (this one's
+        too) with its `offset` and `epoch`, in offset order; and
+        `read_history` serves joins. Default false: each server numbers and
+        keeps its own.
+    */
+    virtual bool keeps_history() const noexcept { return false; }
+
+    /** With `keeps_history()`: what a member joining `request.group` from
+        `request.from` gets, decided as `join_result` says. Called after
+        `subscribe` for the group: every message numbered after the
+        history was read must reach `deliver`, so the read waits until the
+        subscription is in place. `done` is called once, on any thread; when
+        the history cannot be read (the store is unreachable) with
+        `recovered == false` and no messages. Never blocks.
+    */
+    virtual void read_history(history_request request, std::function<void(join_result)> done)
+    {
+        (void)request;
+        done({});
+    }
 
     /// This server has its first local member of `group`.
     virtual void subscribe(std::string const& group) { (void)group; }

@@ -4,6 +4,8 @@
 
 #include <mallard/backplane.hpp>
 #include <mallard/close_reason.hpp>
+#include <mallard/detail/group_policies.hpp>
+#include <mallard/group_policy.hpp>
 #include <mallard/logger.hpp>
 #include <mallard/request.hpp>
 #include <mallard/tls_context.hpp>
@@ -158,6 +160,10 @@ struct server_options {
     std::string status_path{};
     /// Tried first for plain HTTP requests that no WebSocket route claims.
     mallard::http_handler http_handler{};
+    /// Groups that keep a history of their messages or a list of their
+    /// members, chosen by name (see `group_policy`). Default: none; every
+    /// group is fire-and-forget.
+    std::vector<group_policy> groups{};
     /// Carries group publishes between processes. Default (empty): an
     /// `in_process_backplane`, so publishes reach this process's members.
     std::shared_ptr<mallard::backplane> backplane{};
@@ -417,6 +423,8 @@ inline void check_server_options(server_options const& options)
                          "must be at least 256 bytes to hold an upgrade request");
     if (options.shutdown_grace.count() < 0)
         throw_bad_option(where, "shutdown_grace", "must not be negative");
+    for (auto const& policy : options.groups)
+        detail::check_group_policy(policy);
     if (!options.static_directory.empty()) {
         std::error_code ec;
         if (!std::filesystem::is_directory(options.static_directory, ec))

@@ -3,8 +3,10 @@
 #define MALLARD_SERVER_HPP
 
 #include <mallard/detail/config.hpp>
+#include <mallard/group_history.hpp>
 #include <mallard/opcode.hpp>
 #include <mallard/options.hpp>
+#include <mallard/presence.hpp>
 #include <mallard/router.hpp>
 #include <mallard/server_metrics.hpp>
 #include <mallard/server_stats.hpp>
@@ -13,6 +15,7 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace mallard {
 
@@ -75,6 +78,19 @@ public:
 
     /// The number of members of `group` on this server; any thread.
     MALLARD_DECL std::size_t group_size(std::string const& group) const;
+
+    /// The members of a group with presence (`group_policy::presence`), in
+    /// the order they joined; any thread. Empty for other groups.
+    MALLARD_DECL std::vector<presence_member> presence(std::string const& group) const;
+
+    /** The history of a group with history (`group_policy::history_size`);
+        empty for other groups. Any thread; with a backplane that keeps
+        histories (Redis) it waits for the read, so call it from a thread of
+        your own, not from a view (views have `history` to `co_await`).
+        @throws std::logic_error when called on one of the server's threads
+        while the backplane keeps histories.
+    */
+    MALLARD_DECL group_history history(std::string const& group) const;
 
     /// The server's counters; any thread.
     MALLARD_DECL server_stats stats() const;

@@ -6,8 +6,10 @@
 #include <mallard/connection.hpp>
 #include <mallard/detail/config.hpp>
 #include <mallard/detail/outbound_message.hpp>
+#include <mallard/group_history.hpp>
 #include <mallard/opcode.hpp>
 #include <mallard/options.hpp>
+#include <mallard/presence.hpp>
 #include <mallard/request.hpp>
 #include <mallard/send_status.hpp>
 #include <mallard/task.hpp>
@@ -23,6 +25,7 @@
 #include <string_view>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace mallard {
 
@@ -263,8 +266,40 @@ public:
     */
     MALLARD_DECL void join(std::string group);
 
+    /** Joins a group from a position its client saw before, and with a
+        value for the group's presence list.
+
+        For a group with history (`group_policy::history_size`), the result
+        holds the messages to hand the client first: every message after
+        `from` when `recovered`, otherwise the last ones the group keeps
+        (`since{}` asks for those). From its return on, the member gets the
+        later messages live, with no gap and no duplicate; send the result
+        before you next wait and the client sees them in offset order. For a
+        group with presence (`group_policy::presence`), `presence` is this
+        member's value in `presence(group)` and in the notices.
+
+        Awaitable, so that a history kept elsewhere (e.g. in Redis) fits the
+        same call. Joining a group the connection is a member of already
+        does nothing and returns an empty result.
+
+        @note g++ 12 miscompiles a braced temporary written inside a
+        `co_await` expression (`co_await join(g, mallard::since{7, e})`
+        frees a string twice): build the `since` in a named variable first.
+    */
+    [[nodiscard]] MALLARD_DECL task<join_result> join(std::string const& group,
+                                                      since const& from,
+                                                      std::string const& presence = {});
+
     /// Leaves a group, if a member.
     MALLARD_DECL void leave(std::string const& group);
+
+    /// The members of a group with presence (`group_policy::presence`), in
+    /// the order they joined; empty for other groups.
+    MALLARD_DECL task<std::vector<presence_member>> presence(std::string const& group) const;
+
+    /// The history of a group with history (`group_policy::history_size`):
+    /// its position and the messages it keeps; empty for other groups.
+    MALLARD_DECL task<group_history> history(std::string const& group) const;
 
     /** Sends a message to every member of `group`, on every thread (and,
         through the server's backplane, every process).

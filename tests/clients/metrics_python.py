@@ -152,8 +152,11 @@ async def test(echo_binary, chat_binary):
             joined = await until(chat, lambda s: s.value("mallard_group_members") == 4,
                                  "4 members")
             check(joined.value("mallard_groups") == 2, f"groups {joined.value('mallard_groups')}")
-            check(joined.value("mallard_group_publishes_total", route="chat") >= 4,
-                  "each join was published to its room")
+            before = joined.value("mallard_group_publishes_total", route="chat")
+            for ws in clients:
+                await ws.send(json.dumps({"type": "message", "text": "hi"}))
+            await until(chat, lambda s: s.value("mallard_group_publishes_total", route="chat") ==
+                        before + 4, "each message published to its room")
             for ws in clients:
                 await ws.close()
             await until(chat, lambda s: s.value("mallard_group_members") == 0 and

@@ -2,21 +2,29 @@
 //
 // Plain JavaScript, no build step. The page talks to the chat server over one
 // WebSocket per joined room:
-//   ws(s)://<host>/ws/chat/<room>?name=<nickname>[&token=<token>]
+//   ws(s)://<host>/ws/chat/<room>?name=<nickname>[&token=<token>][&since=<offset>&epoch=<epoch>]
 // Every frame is a JSON text frame:
-//   server -> client  {"type":"history","messages":[{"name","text","time"}, ...]}
+//   server -> client  {"type":"history","messages":[{"name","text","time","offset"}, ...],
+//                      "epoch":"...","recovered":true|false}
 //                     {"type":"join","name":"bob","members":3}
 //                     {"type":"leave","name":"bob","members":2}
-//                     {"type":"message","name":"ann","text":"hello","time":"..."}
+//                     {"type":"presence","members":["ann","bob"]}
+//                     {"type":"message","name":"ann","text":"hello","time":"...","offset":7}
 //                     {"type":"error","error":"..."}
 //   client -> server  {"type":"message","text":"hello"}
 // The server echoes each message to the whole room, the sender included.
+// When a connection that was open is lost, the page reconnects by itself with
+// backoff and passes the last offset it saw and the history's epoch: the
+// server's history reply then holds exactly the messages it missed
+// ("recovered": true), or the room's last messages to start afresh.
 // User data is only ever rendered with textContent, never as HTML.
 'use strict';
 
 (() => {
   const MAX_RENDERED = 500; // older entries are dropped from the list
   const ERROR_SHOWN_MS = 6000; // how long a server error stays in the status line
+  const RECONNECT_FIRST_MS = 500; // the first retry after a lost connection
+  const RECONNECT_MAX_MS = 10000; // retries back off, doubling, up to this
 
   const $ = (id) => document.getElementById(id);
   const ui = {
@@ -27,6 +35,7 @@
     leave: $('leave'),
     status: $('status'),
     members: $('members'),
+    memberList: $('member-list'),
     messages: $('messages'),
     empty: $('empty'),
     composer: $('composer'),
@@ -42,6 +51,12 @@
   let nickname = ''; // the nickname used for the current socket
   let leaving = false; // true when the user asked to leave
   let errorTimer = null;
+  // Where this page stands in the room's history: the last offset it showed
+  // and the epoch of that history; sent back when it reconnects.
+  let lastOffset = 0;
+  let epoch = '';
+  let reconnectTimer = null;
+  let reconnectDelay = RECONNECT_FIRST_MS;
 
   // ---- status line -------------------------------------------------------
 
@@ -63,6 +78,17 @@
 
   function setMembers(count) {
     ui.members.textContent = Number.isFinite(count) && count >= 0 ? String(count) : '0';
+  }
+
+  function setMemberList(names) {
+    const items = names.map((name) => {
+      const item = document.createElement('li');
+      item.textContent = name;
+      item.style.setProperty('--hue', String(nameHue(name)));
+      return item;
+    });
+    ui.memberList.replaceChildren(...items);
+    setMembers(names.length);
   }
 
   // ---- joined / left state of the controls ---------------------------------
@@ -156,6 +182,17 @@
     append(item);
   }
 
+  // A room message, once: one with an offset at or before the last shown
+  // is one the page has already.
+  function showMessage(msg, fromHistory) {
+    const offset = Number(msg.offset);
+    if (Number.isSafeInteger(offset) && offset > 0) {
+      if (offset <= lastOffset) return;
+      lastOffset = offset;
+    }
+    addMessage(msg, fromHistory);
+  }
+
   function clearMessages() {
     ui.messages.replaceChildren();
     ui.empty.hidden = false;
@@ -168,6 +205,7 @@
     let url = `${scheme}//${window.location.host}/ws/chat/${encodeURIComponent(roomName)}` +
       `?name=${encodeURIComponent(name)}`;
     if (token) url += `&token=${encodeURIComponent(token)}`;
+    if (epoch) url += `&since=${lastOffset}&epoch=${encodeURIComponent(epoch)}`;
     return url;
   }
 
@@ -193,6 +231,7 @@
     1008: 'policy violation',
     1009: 'message too big',
     1011: 'server error',
+    1012: 'service restart',
     1013: 'try again later',
   };
 
@@ -216,10 +255,25 @@
     switch (msg.type) {
       case 'history': {
         const list = Array.isArray(msg.messages) ? msg.messages : [];
-        for (const m of list) addMessage(m, true);
-        if (list.length > 0) addNotice('earlier messages above', 'divider');
+        const resuming = epoch !== '';
+        if (msg.recovered !== true) {
+          // A fresh start: what is shown may have gaps the server cannot fill.
+          clearMessages();
+          lastOffset = 0;
+        }
+        epoch = typeof msg.epoch === 'string' ? msg.epoch : '';
+        for (const m of list) showMessage(m, !resuming);
+        if (!resuming && list.length > 0) addNotice('earlier messages above', 'divider');
+        if (resuming) {
+          addNotice(msg.recovered === true
+            ? `reconnected: ${list.length} missed message${list.length === 1 ? '' : 's'} recovered`
+            : 'reconnected: the room\'s history moved on; showing its last messages', 'divider');
+        }
         break;
       }
+      case 'presence':
+        if (Array.isArray(msg.members)) setMemberList(msg.members.map((n) => String(n)));
+        break;
       case 'join': {
         const who = String(msg.name ?? '');
         addNotice(who === nickname ? `you joined ${room}` : `${who} joined`, 'join');
@@ -232,7 +286,7 @@
         break;
       }
       case 'message':
-        addMessage(msg, false);
+        showMessage(msg, false);
         break;
       case 'error':
         showError(String(msg.error ?? 'unknown error'));
@@ -258,16 +312,45 @@
       return;
     }
     if (socket) disconnect();
+    stopReconnecting();
 
     room = roomName;
     nickname = name;
     leaving = false;
+    lastOffset = 0;
+    epoch = '';
     clearMessages();
-    setMembers(0);
+    setMemberList([]);
     ui.empty.textContent = `No messages in ${roomName} yet. Say hello!`;
     setStatus(`connecting to ${roomName}…`, 'pending');
     setConnecting(true);
+    connect(false);
+  }
 
+  function stopReconnecting() {
+    clearTimeout(reconnectTimer);
+    reconnectTimer = null;
+    reconnectDelay = RECONNECT_FIRST_MS;
+  }
+
+  // After a lost connection: try again later, each time waiting twice as
+  // long (with some jitter, so that a restarted server is not hit by every
+  // page at once), until the user leaves.
+  function scheduleReconnect(why) {
+    const delay = Math.round(reconnectDelay * (0.75 + Math.random() * 0.5));
+    reconnectDelay = Math.min(reconnectDelay * 2, RECONNECT_MAX_MS);
+    setStatus(`reconnecting… (${why})`, 'pending');
+    document.body.classList.add('reconnecting');
+    reconnectTimer = setTimeout(() => {
+      reconnectTimer = null;
+      connect(true);
+    }, delay);
+  }
+
+  // Opens the room's WebSocket; `again` for a reconnect after a lost one.
+  function connect(again) {
+    const roomName = room;
+    const name = nickname;
     let ws;
     try {
       ws = new WebSocket(chatUrl(roomName, name));
@@ -282,6 +365,8 @@
     ws.addEventListener('open', () => {
       if (ws !== socket) return;
       opened = true;
+      reconnectDelay = RECONNECT_FIRST_MS;
+      document.body.classList.remove('reconnecting');
       ui.join.disabled = false;
       setJoined(true);
       setStatus(`connected to ${roomName}`, 'ok');
@@ -297,12 +382,20 @@
       if (ws !== socket) return;
       socket = null;
       ui.join.disabled = false;
-      setJoined(false);
-      setMembers(0);
       if (leaving) {
+        setJoined(false);
+        setMemberList([]);
+        document.body.classList.remove('reconnecting');
         setStatus('disconnected');
         addNotice(`you left ${roomName}`, 'leave');
-      } else if (!opened) {
+      } else if (opened || again) {
+        // It was connected: the network or the server went away. Keep the
+        // messages shown and come back for the ones missed meanwhile.
+        if (opened) addNotice(`connection lost (${describeClose(event)}); reconnecting…`, 'error');
+        scheduleReconnect(describeClose(event));
+      } else {
+        setJoined(false);
+        setMemberList([]);
         // Browsers do not tell a page why a handshake failed: a refused token
         // (HTTP 401) looks the same as a server that cannot be reached.
         setStatus(`could not connect to ${roomName}: refused or unreachable`, 'error');
@@ -311,14 +404,22 @@
             'reached. Check the access token (token=…) in the page address.'
           : `Could not connect to ${roomName}: the server refused the connection or cannot be ` +
             'reached. If it needs an access token, add token=… to the page address.', 'error');
-      } else {
-        setStatus(`disconnected (${describeClose(event)})`, 'error');
-        addNotice(`connection closed (${describeClose(event)})`, 'error');
       }
     });
   }
 
   function disconnect() {
+    if (reconnectTimer !== null) {
+      // Waiting to reconnect: leaving is just not coming back.
+      stopReconnecting();
+      leaving = true;
+      setJoined(false);
+      setMemberList([]);
+      document.body.classList.remove('reconnecting');
+      setStatus('disconnected');
+      addNotice(`you left ${room}`, 'leave');
+      return;
+    }
     if (!socket) return;
     leaving = true;
     const ws = socket;

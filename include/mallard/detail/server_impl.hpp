@@ -36,6 +36,7 @@
 #include <csignal>
 #include <deque>
 #include <exception>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -77,7 +78,7 @@ public:
         auto carrier = state_->options.backplane;
         if (!carrier)
             carrier = std::make_shared<in_process_backplane>();
-        fanout_.emplace(workers_, std::move(carrier), state_->options.log);
+        fanout_.emplace(workers_, std::move(carrier), state_->options.log, state_->options.groups);
         state_->groups = &*fanout_;
         // The backplane's I/O runs on a worker's loop, so it must end for the
         // loops to end: once every connection is gone (on_close handlers may
@@ -136,6 +137,25 @@ public:
 
     /// The number of members of `group` on this server; any thread.
     std::size_t group_size(std::string const& group) const { return fanout_->size(group); }
+
+    /// The server's groups; any thread.
+    group_hub& groups() { return *fanout_; }
+
+    /// A group's history; any thread but the server's own when the
+    /// backplane keeps histories (see server::history).
+    group_history history(std::string const& group)
+    {
+        if (fanout_->reads_elsewhere())
+            for (auto const& w : workers_)
+                if (w->loop().get_executor().running_in_this_thread())
+                    throw std::logic_error("mallard::server::history: called on a server thread "
+                                           "while the backplane keeps the histories; from a view, "
+                                           "co_await history(group)");
+        std::promise<group_history> read;
+        auto done = read.get_future();
+        fanout_->read_history(group, [&read](group_history h) { read.set_value(std::move(h)); });
+        return done.get();
+    }
 
     /// The server's counters; any thread.
     server_stats stats() const

@@ -213,13 +213,73 @@ public:
                           }));
     }
 
-    /// This thread: joins `group`; membership ends with the connection.
+    /// This thread: joins `group` for its live messages; membership ends
+    /// with the connection. Joining a group it is a member of already does
+    /// nothing.
     void join(std::string group)
     {
         if (!is_open() || std::find(groups_.begin(), groups_.end(), group) != groups_.end())
             return;
-        services_.groups.join(services_.worker_index, *this, group);
-        groups_.push_back(std::move(group));
+        groups_.push_back(group);
+        (void)services_.groups.join(services_.worker_index, *this, group, {}, 0);
+    }
+
+    /// This thread: joins `group` from a position (see websocket_view::join);
+    /// waits while the group's history is read elsewhere. (Its arguments
+    /// live in the caller's frame, which awaits it at once: see
+    /// websocket_view::join.)
+    task<join_result> join_from(std::string const& group, join_request const& request)
+    {
+        join_result result;
+        if (is_open() && std::find(groups_.begin(), groups_.end(), group) == groups_.end()) {
+            groups_.push_back(group);
+            auto const read = start_read();
+            auto now = services_.groups.join(services_.worker_index, *this, group, request,
+                                             read->ticket);
+            if (now) {
+                reads_.erase(read);
+                result = std::move(*now);
+            } else {
+                auto got = co_await until_read(read);
+                if (!ended_) // else the member is gone with the connection
+                    result = services_.groups.finish_join(services_.worker_index, *this, group,
+                                                          std::move(got));
+            }
+        }
+        co_return result;
+    }
+
+    /// This thread: the history of `group`, wherever it is kept.
+    task<group_history> read_history(std::string const& group)
+    {
+        auto const read = start_read();
+        services_.groups.read_history(
+            group, [self = weak_from_this(), ticket = read->ticket](group_history history) {
+                if (auto alive = self.lock())
+                    alive->history_read(ticket, {false, std::move(history.messages),
+                                                 std::move(history.position)});
+            });
+        auto got = co_await until_read(read);
+        group_history history;
+        history.position = std::move(got.position);
+        history.messages = std::move(got.messages);
+        co_return history;
+    }
+
+    /// Any thread: what a read of this session's (`ticket`) brought.
+    void history_read(std::uint64_t ticket, join_result result)
+    {
+        if (!executor_.running_in_this_thread()) {
+            net::post(executor_, [self = shared_from_this(), ticket, r = std::move(result)]() mutable {
+                self->history_read(ticket, std::move(r));
+            });
+            return;
+        }
+        for (auto& read : reads_)
+            if (read.ticket == ticket) {
+                read.result = std::move(result);
+                state_changed_.notify();
+            }
     }
 
     /// This thread: leaves `group`, if a member.
@@ -233,6 +293,33 @@ public:
     }
 
     group_hub& groups() const noexcept { return services_.groups; }
+
+private:
+    // A history read this session waits for; in reads_.
+    struct pending_read {
+        std::uint64_t ticket;
+        std::optional<join_result> result;
+    };
+
+    std::list<pending_read>::iterator start_read()
+    {
+        return reads_.insert(reads_.end(), pending_read{++last_read_, std::nullopt});
+    }
+
+    // This thread: waits for `read`'s result; an empty one when the
+    // connection ends first.
+    task<join_result> until_read(std::list<pending_read>::iterator read)
+    {
+        while (!read->result && !ended_)
+            co_await state_changed_.wait();
+        join_result result;
+        if (read->result)
+            result = std::move(*read->result);
+        reads_.erase(read);
+        co_return result;
+    }
+
+public:
 
 protected:
     /// This thread: records the close request and wakes the writer to send it.
@@ -379,6 +466,8 @@ private:
     std::list<net::cancellation_signal> tasks_;
     unsigned throttled_ = 0;
     std::vector<std::string> groups_; // few per connection: a vector beats a set
+    std::list<pending_read> reads_;   // history reads waited for (joins, history())
+    std::uint64_t last_read_ = 0;
 };
 
 } // namespace mallard::detail

@@ -16,6 +16,7 @@
 #include <mallard/detail/session_base.hpp>
 #include <mallard/detail/stats_counters.hpp>
 #include <mallard/detail/tcp_stream.hpp>
+#include <mallard/opcode.hpp>
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -25,6 +26,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -38,8 +40,26 @@ namespace mallard::detail {
 
 class worker {
 public:
+    /// A group message held for a member whose join waits for its group's
+    /// history (see fanout::finish_join).
+    struct held_delivery {
+        std::uint64_t offset; // 0: not a history message (a presence notice)
+        std::shared_ptr<std::string const> published, sent;
+        opcode op;
+    };
+
+    /// One of this thread's members of a group.
+    struct group_member {
+        session_base* session;
+        /// For a group with history: the offset up to which the member has
+        /// its messages already (from its join); later deliveries of those
+        /// are skipped.
+        std::uint64_t delivered_through = 0;
+        /// While its join waits for the history: what arrived meanwhile.
+        std::unique_ptr<std::vector<held_delivery>> held{};
+    };
     /// Group name to this thread's members of it.
-    using group_members = std::unordered_map<std::string, std::vector<session_base*>>;
+    using group_members = std::unordered_map<std::string, std::vector<group_member>>;
 
     /// `tick`: the deadline wheel's (see choose_tick); `routes`: how many
     /// the server has, each counted apart.

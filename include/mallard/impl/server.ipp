@@ -38,6 +38,16 @@ MALLARD_DECL std::size_t server::group_size(std::string const& group) const
     return impl_->group_size(group);
 }
 
+MALLARD_DECL std::vector<presence_member> server::presence(std::string const& group) const
+{
+    return impl_->groups().presence(group);
+}
+
+MALLARD_DECL group_history server::history(std::string const& group) const
+{
+    return impl_->history(group);
+}
+
 MALLARD_DECL server_stats server::stats() const { return impl_->stats(); }
 
 MALLARD_DECL server_metrics server::metrics() const { return impl_->metrics(); }

@@ -46,6 +46,39 @@ MALLARD_DECL void websocket_view::join(std::string group)
         session_->join(std::move(group));
 }
 
+MALLARD_DECL task<join_result> websocket_view::join(std::string const& group, since const& from,
+                                                  std::string const& presence)
+{
+    // The arguments are copied into this frame before the first suspension
+    // (the caller's temporaries live until then): g++ 12 copies aggregates
+    // passed by value into a coroutine frame byte for byte, which breaks
+    // their strings.
+    std::string name = group;
+    detail::join_request request;
+    request.from = from;
+    request.presence = presence;
+    join_result joined;
+    if (session_)
+        joined = co_await session_->join_from(name, request);
+    co_return joined;
+}
+
+MALLARD_DECL task<std::vector<presence_member>>
+websocket_view::presence(std::string const& group) const
+{
+    if (!session_)
+        co_return std::vector<presence_member>{};
+    co_return session_->groups().presence(group);
+}
+
+MALLARD_DECL task<group_history> websocket_view::history(std::string const& group) const
+{
+    if (!session_)
+        co_return group_history{};
+    auto history = co_await session_->read_history(group);
+    co_return history;
+}
+
 MALLARD_DECL void websocket_view::leave(std::string const& group)
 {
     if (session_)

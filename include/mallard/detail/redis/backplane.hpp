@@ -10,6 +10,7 @@
 #include <mallard/detail/config.hpp>
 #include <mallard/detail/redis/connection.hpp>
 #include <mallard/detail/redis/envelope.hpp>
+#include <mallard/detail/redis/history_store.hpp>
 #include <mallard/redis_options.hpp>
 #include <mallard/task.hpp>
 
@@ -23,6 +24,9 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <deque>
+#include <functional>
+#include <map>
 #include <exception>
 #include <memory>
 #include <optional>
@@ -72,11 +76,47 @@ public:
 
     void publish(group_message message) override
     {
+        if (message.history_size != 0) {
+            // Numbered by Redis: every server, this one too, gets it from
+            // there. While Redis is away, this server's members still get it,
+            // unnumbered: it stays out of the history.
+            net::post(host_.executor, [self = shared_from_this(), m = std::move(message)]() mutable {
+                if (self->publisher_ && self->publisher_->state == link_state::up)
+                    return self->queue_publish(self->numbered_publish(m));
+                self->dropped_.fetch_add(1, std::memory_order_relaxed);
+                ++self->dropped_in_outage_;
+                m.history_size = 0;
+                self->host_.deliver(m);
+            });
+            return;
+        }
         host_.deliver(message); // local members first, and never behind Redis
         std::string command;
         detail::append_redis_command(
             command, {"PUBLISH", channel_of(message.group),
                       detail::seal_envelope(node_, message.op, *message.payload)});
+        net::post(host_.executor, [self = shared_from_this(), command = std::move(command)] {
+            self->queue_publish(command);
+        });
+    }
+
+    bool keeps_history() const noexcept override { return true; }
+
+    void read_history(history_request request, std::function<void(join_result)> done) override
+    {
+        net::post(host_.executor, [self = shared_from_this(), request = std::move(request),
+                                   done = std::move(done)]() mutable {
+            self->start_read({std::move(request), std::move(done)});
+        });
+    }
+
+    void publish_presence(presence_event const& event) override
+    {
+        std::string command;
+        detail::append_redis_command(
+            command, {"PUBLISH", channel_of(event.group),
+                      detail::seal_presence(node_, event.joined, event.member.connection,
+                                            event.member.info)});
         net::post(host_.executor, [self = shared_from_this(), command = std::move(command)] {
             self->queue_publish(command);
         });
@@ -95,6 +135,14 @@ public:
         net::post(host_.executor, [self = shared_from_this(), channel = channel_of(group)] {
             self->wanted_.erase(channel);
             self->send_subscription("UNSUBSCRIBE", channel);
+            // Joins still waiting for it were left: nobody waits for them.
+            auto [first, last] = self->waiting_reads_.equal_range(channel);
+            std::vector<history_read> gone;
+            for (auto it = first; it != last; ++it)
+                gone.push_back(std::move(it->second));
+            self->waiting_reads_.erase(first, last);
+            for (auto& read : gone)
+                read.done({});
         });
     }
 
@@ -157,7 +205,29 @@ private:
         std::chrono::steady_clock::time_point heard; // the last reply read
         std::optional<std::chrono::steady_clock::time_point> ping_sent; // unanswered since
         std::string failure;        // why the link broke, as the first side saw it
+        // The publishing link's commands in the order written, each with
+        // what to do with its reply (empty: nothing); called with null when
+        // the link fails first.
+        std::deque<std::function<void(redisReply const*)>> awaiting;
     };
+
+    // A history read waiting for its group's subscription to be in place.
+    struct history_read {
+        history_request request;
+        std::function<void(join_result)> done;
+    };
+
+    /// A node id as presence_member::server shows it: 16 hex digits.
+    static std::string node_name(detail::node_id const& node)
+    {
+        static constexpr char digits[] = "0123456789abcdef";
+        std::string name;
+        for (char byte : node) {
+            name += digits[(static_cast<unsigned char>(byte) >> 4) & 0xF];
+            name += digits[static_cast<unsigned char>(byte) & 0xF];
+        }
+        return name;
+    }
 
     std::string channel_of(std::string const& group) const
     {
@@ -201,6 +271,7 @@ private:
             return;
         }
         l.outbox += command;
+        l.awaiting.emplace_back(); // its reply: nothing to do
         ++l.outbox_publishes;
         count(published_);
         l.wake.cancel();
@@ -213,8 +284,93 @@ private:
         auto& l = *subscriber_;
         if (l.state != link_state::up)
             return; // the whole set is sent when the link comes up
+        ++unconfirmed_[channel];
         detail::append_redis_command(l.outbox, {verb, channel});
         l.wake.cancel();
+    }
+
+    // Whether messages published on `channel` now reach this server: it is
+    // wanted, and every SUBSCRIBE and UNSUBSCRIBE sent for it is confirmed.
+    bool subscribed(std::string const& channel) const
+    {
+        auto const waiting = unconfirmed_.find(channel);
+        return subscriber_ && subscriber_->state == link_state::up && wanted_.contains(channel) &&
+               (waiting == unconfirmed_.end() || waiting->second == 0);
+    }
+
+    // --- histories (on the executor) -------------------------------------
+
+    // The publish script's command for `m` (EVAL until the script is loaded).
+    std::string numbered_publish(group_message const& m)
+    {
+        char epoch[17];
+        std::snprintf(epoch, sizeof epoch, "%016llx",
+                      static_cast<unsigned long long>(epoch_random_()));
+        std::string command;
+        detail::append_history_publish(
+            command, publish_sha_.empty() ? "EVAL" : "EVALSHA",
+            publish_sha_.empty() ? std::string_view(detail::history_publish_script) : publish_sha_,
+            options_.channel_prefix, channel_of(m.group), m.group, node_, m.op, *m.payload,
+            m.history_size, m.history_age, epoch, m.excluded_connection);
+        return command;
+    }
+
+    void start_read(history_read read)
+    {
+        if (stopped_ || !publisher_ || publisher_->state != link_state::up ||
+            !subscriber_ || subscriber_->state != link_state::up)
+            return read.done({}); // Redis is away: nothing to recover from
+        auto const channel = channel_of(read.request.group);
+        if (!wanted_.contains(channel) && read.request.joining)
+            return read.done({}); // the member has left already
+        if (read.request.joining && !subscribed(channel)) { // its messages would not reach us yet
+            waiting_reads_.emplace(channel, std::move(read));
+            return;
+        }
+        send_read(std::move(read));
+    }
+
+    void send_read(history_read read)
+    {
+        auto& l = *publisher_;
+        detail::append_history_read(
+            l.outbox, read_sha_.empty() ? "EVAL" : "EVALSHA",
+            read_sha_.empty() ? std::string_view(detail::history_read_script) : read_sha_,
+            options_.channel_prefix, read.request.group, read.request.history_size);
+        l.awaiting.push_back([self = shared_from_this(), read = std::move(read)](redisReply const* reply) {
+            auto const stored = reply ? detail::parse_stored_history(*reply) : std::nullopt;
+            if (!stored) {
+                if (reply)
+                    self->log(log_level::error, "unexpected reply to a history read of " +
+                                                    read.request.group);
+                return read.done({});
+            }
+            read.done(detail::recover_from(*stored, read.request.from, read.request.history_age,
+                                           std::chrono::system_clock::now()));
+        });
+        l.wake.cancel();
+    }
+
+    // A subscription of `channel` was confirmed: the reads waiting for it go.
+    void reads_may_go(std::string const& channel)
+    {
+        if (!subscribed(channel))
+            return;
+        auto [first, last] = waiting_reads_.equal_range(channel);
+        std::vector<history_read> ready;
+        for (auto it = first; it != last; ++it)
+            ready.push_back(std::move(it->second));
+        waiting_reads_.erase(first, last);
+        for (auto& read : ready)
+            start_read(std::move(read));
+    }
+
+    void fail_waiting_reads()
+    {
+        auto waiting = std::move(waiting_reads_);
+        waiting_reads_.clear();
+        for (auto& [channel, read] : waiting)
+            read.done({});
     }
 
     // The link is up: subscribe to every wanted channel, log a recovery.
@@ -226,7 +382,9 @@ private:
             count(reconnects_);
         if (l.role == link_role::subscriber) {
             std::vector<std::string_view> command{"SUBSCRIBE"};
+            unconfirmed_.clear();
             for (auto const& channel : wanted_) {
+                ++unconfirmed_[channel];
                 command.push_back(channel);
                 if (command.size() == 1000) { // bounded commands, however many groups
                     detail::append_redis_command(l.outbox, command);
@@ -263,6 +421,15 @@ private:
         l.state = link_state::down;
         l.outbox.clear();
         l.outbox_publishes = 0;
+        auto awaiting = std::move(l.awaiting);
+        l.awaiting.clear();
+        for (auto& handler : awaiting)
+            if (handler)
+                handler(nullptr);
+        if (l.role == link_role::subscriber) {
+            unconfirmed_.clear();
+            fail_waiting_reads();
+        }
     }
 
     // Connects, serves, and reconnects with backoff until stop().
@@ -276,7 +443,7 @@ private:
             l.connection.emplace(self->host_.executor, options.host, options.port);
             try {
                 co_await l.connection->connect(options.connect_timeout);
-                co_await self->handshake(*l.connection);
+                co_await self->handshake(*l.connection, l.role);
                 if (self->stopped_)
                     break;
                 reached = true;
@@ -306,22 +473,27 @@ private:
         // The connection stays: its watchdog's handler may still be queued.
     }
 
-    // AUTH, SELECT and PING, each answered within the connect timeout.
-    task<void> handshake(detail::redis_connection& c)
+    // AUTH, SELECT and PING, each answered within the connect timeout; the
+    // publishing link loads the history scripts too.
+    task<void> handshake(detail::redis_connection& c, link_role role)
     {
         std::vector<std::string> names;
-        auto const commands = handshake_commands(names);
+        auto const commands = handshake_commands(names, role);
         c.arm(options_.connect_timeout);
         co_await c.write(commands);
         for (auto const& name : names) {
             auto reply = co_await c.read();
             check_handshake_reply(c, name, *reply);
+            if (name == "SCRIPT LOAD (publish)")
+                publish_sha_ = std::string(detail::reply_text(*reply));
+            else if (name == "SCRIPT LOAD (read)")
+                read_sha_ = std::string(detail::reply_text(*reply));
         }
         c.disarm();
     }
 
     // (Not in the coroutine: g++ 12 miscompiles braced lists in coroutines.)
-    std::string handshake_commands(std::vector<std::string>& names) const
+    std::string handshake_commands(std::vector<std::string>& names, link_role role) const
     {
         std::string commands;
         if (!options_.password.empty()) {
@@ -339,6 +511,13 @@ private:
         }
         detail::append_redis_command(commands, {"PING"});
         names.push_back("PING");
+        if (role == link_role::publisher) {
+            detail::append_redis_command(commands,
+                                         {"SCRIPT", "LOAD", detail::history_publish_script});
+            names.push_back("SCRIPT LOAD (publish)");
+            detail::append_redis_command(commands, {"SCRIPT", "LOAD", detail::history_read_script});
+            names.push_back("SCRIPT LOAD (read)");
+        }
         return commands;
     }
 
@@ -420,6 +599,8 @@ private:
     static void queue_ping(link& l, std::chrono::steady_clock::time_point now)
     {
         detail::append_redis_command(l.outbox, {"PING"});
+        if (l.role == link_role::publisher)
+            l.awaiting.emplace_back();
         l.ping_sent = now;
         l.wake.cancel();
     }
@@ -448,17 +629,35 @@ private:
             if (reply->type == REDIS_REPLY_ERROR)
                 log(log_level::error, l.connection->where() + " answered an error: " +
                                           std::string(detail::reply_text(*reply)));
-            else if (l.role == link_role::subscriber)
-                on_pushed(*reply);
+            if (l.role == link_role::subscriber) {
+                if (reply->type != REDIS_REPLY_ERROR)
+                    on_pushed(*reply);
+            } else if (!l.awaiting.empty()) {
+                auto handler = std::move(l.awaiting.front());
+                l.awaiting.pop_front();
+                if (handler)
+                    handler(reply.get());
+            }
         }
     }
 
-    // A message on a subscribed channel: ["message", channel, payload].
+    // A message on a subscribed channel: ["message", channel, payload]; or a
+    // confirmation: ["subscribe" or "unsubscribe", channel, count].
     void on_pushed(redisReply const& reply)
     {
-        if (reply.type != REDIS_REPLY_ARRAY || reply.elements != 3 ||
-            detail::reply_text(*reply.element[0]) != "message")
-            return; // subscribe and unsubscribe confirmations
+        if (reply.type != REDIS_REPLY_ARRAY || reply.elements != 3)
+            return;
+        auto const kind = detail::reply_text(*reply.element[0]);
+        if (kind == "subscribe" || kind == "unsubscribe") {
+            auto const channel = std::string(detail::reply_text(*reply.element[1]));
+            if (auto found = unconfirmed_.find(channel); found != unconfirmed_.end() &&
+                                                         found->second != 0 && --found->second == 0)
+                unconfirmed_.erase(found);
+            reads_may_go(channel);
+            return;
+        }
+        if (kind != "message")
+            return;
         auto const channel = detail::reply_text(*reply.element[1]);
         auto const opened = detail::open_envelope(detail::reply_text(*reply.element[2]));
         if (!opened || !channel.starts_with(options_.channel_prefix)) {
@@ -466,10 +665,33 @@ private:
                                       " that no mallard server published");
             return;
         }
+        auto group = std::string(channel.substr(options_.channel_prefix.size()));
+        if (opened->what == opened_envelope::kind::numbered) {
+            // Every server's members get it from here, this one's too.
+            auto const numbered = detail::open_numbered(opened->payload);
+            if (!numbered)
+                return log(log_level::debug, "ignored a malformed numbered message on " +
+                                                 std::string(channel));
+            group_message message{std::move(group),
+                                  std::make_shared<std::string const>(numbered->payload),
+                                  opened->op, opened->origin == node_ ? numbered->excluded : 0};
+            message.offset = numbered->offset;
+            message.epoch = std::string(numbered->epoch);
+            host_.deliver(message);
+            return;
+        }
         if (opened->origin == node_)
             return; // our own publish: its local members have it already
-        host_.deliver({std::string(channel.substr(options_.channel_prefix.size())),
-                       std::make_shared<std::string const>(opened->payload), opened->op, 0});
+        if (opened->what != opened_envelope::kind::message) {
+            if (host_.presence_changed)
+                host_.presence_changed(
+                    {std::move(group), opened->what == opened_envelope::kind::joined,
+                     presence_member{std::string(opened->payload), opened->connection,
+                                     node_name(opened->origin)}});
+            return;
+        }
+        host_.deliver({std::move(group), std::make_shared<std::string const>(opened->payload),
+                       opened->op, 0});
     }
 
     redis_options const options_;
@@ -477,6 +699,11 @@ private:
     host host_;
     std::optional<link> publisher_, subscriber_;
     std::set<std::string> wanted_; // channels with local members
+    // SUBSCRIBE and UNSUBSCRIBE commands sent per channel and not yet confirmed.
+    std::map<std::string, unsigned> unconfirmed_;
+    std::multimap<std::string, history_read> waiting_reads_; // by channel
+    std::string publish_sha_, read_sha_; // the history scripts, once loaded
+    std::mt19937_64 epoch_random_{std::random_device{}()};
     bool stopped_ = false;
     std::chrono::steady_clock::time_point down_since_{};
     std::uint64_t dropped_in_outage_ = 0;

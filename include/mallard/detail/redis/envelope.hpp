@@ -6,14 +6,20 @@
 // payload as it is (Redis strings are binary-safe).
 //
 //   byte 0     format version, 1
-//   byte 1     't' text or 'b' binary
+//   byte 1     't' text or 'b' binary; 'T' or 'B' a numbered message of a
+//              group with history (text or binary); 'j' or 'l' a member
+//              joined or left
 //   bytes 2-9  the publishing server's node id, so it can skip its own echo
-//   bytes 10-  the payload
+//   bytes 10-  the payload; for 'T' and 'B', "<offset>:<epoch>:<excluded
+//              connection>:" before it (see history_store.hpp); for 'j' and
+//              'l', the member's connection id (8 bytes, big-endian), then
+//              its presence info
 
 #include <mallard/opcode.hpp>
 
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -37,23 +43,59 @@ inline std::string seal_envelope(node_id const& origin, opcode op, std::string_v
     return sealed;
 }
 
+/// A member joining (`joined`) or leaving a group, sealed.
+inline std::string seal_presence(node_id const& origin, bool joined, std::uint64_t connection,
+                                 std::string_view info)
+{
+    std::string sealed;
+    sealed.reserve(envelope_header_size + 8 + info.size());
+    sealed += envelope_version;
+    sealed += joined ? 'j' : 'l';
+    sealed.append(origin.data(), origin.size());
+    for (int shift = 56; shift >= 0; shift -= 8)
+        sealed += static_cast<char>((connection >> shift) & 0xFF);
+    sealed += info;
+    return sealed;
+}
+
 struct opened_envelope {
+    enum class kind { message, numbered, joined, left };
+    kind what = kind::message;
     node_id origin{};
     opcode op = opcode::text;
     std::string_view payload;
+    // For joined and left: the member.
+    std::uint64_t connection = 0;
 };
 
 /// The envelope in `bytes`, or nothing when they are not one of ours (a
 /// foreign publisher on our channel, or another format version).
 inline std::optional<opened_envelope> open_envelope(std::string_view bytes)
 {
-    if (bytes.size() < envelope_header_size || bytes[0] != envelope_version ||
-        (bytes[1] != 't' && bytes[1] != 'b'))
+    if (bytes.size() < envelope_header_size || bytes[0] != envelope_version)
         return std::nullopt;
     opened_envelope opened;
-    opened.op = bytes[1] == 'b' ? opcode::binary : opcode::text;
+    switch (bytes[1]) {
+    case 't': break;
+    case 'b': opened.op = opcode::binary; break;
+    case 'T': opened.what = opened_envelope::kind::numbered; break;
+    case 'B':
+        opened.what = opened_envelope::kind::numbered;
+        opened.op = opcode::binary;
+        break;
+    case 'j': opened.what = opened_envelope::kind::joined; break;
+    case 'l': opened.what = opened_envelope::kind::left; break;
+    default: return std::nullopt;
+    }
     bytes.copy(opened.origin.data(), opened.origin.size(), 2);
     opened.payload = bytes.substr(envelope_header_size);
+    if (opened.what == opened_envelope::kind::joined || opened.what == opened_envelope::kind::left) {
+        if (opened.payload.size() < 8)
+            return std::nullopt;
+        for (int i = 0; i < 8; ++i)
+            opened.connection = (opened.connection << 8) | static_cast<unsigned char>(opened.payload[i]);
+        opened.payload.remove_prefix(8);
+    }
     return opened;
 }
 
