@@ -303,9 +303,7 @@ private:
     // The publish script's command for `m` (EVAL until the script is loaded).
     std::string numbered_publish(group_message const& m)
     {
-        char epoch[17];
-        std::snprintf(epoch, sizeof epoch, "%016llx",
-                      static_cast<unsigned long long>(epoch_random_()));
+        auto const epoch = new_epoch();
         std::string command;
         detail::append_history_publish(
             command, publish_sha_.empty() ? "EVAL" : "EVALSHA",
@@ -315,19 +313,41 @@ private:
         return command;
     }
 
+    // 16 hex digits, random: the epoch of a history begun now.
+    std::string new_epoch()
+    {
+        char text[17];
+        std::snprintf(text, sizeof text, "%016llx",
+                      static_cast<unsigned long long>(epoch_random_()));
+        return text;
+    }
+
     void start_read(history_read read)
     {
-        if (stopped_ || !publisher_ || publisher_->state != link_state::up ||
-            !subscriber_ || subscriber_->state != link_state::up)
+        auto const down = [](std::optional<link> const& l) {
+            return !l || l->state == link_state::down;
+        };
+        if (stopped_ || down(publisher_) || down(subscriber_))
             return read.done({}); // Redis is away: nothing to recover from
         auto const channel = channel_of(read.request.group);
         if (!wanted_.contains(channel) && read.request.joining)
             return read.done({}); // the member has left already
-        if (read.request.joining && !subscribed(channel)) { // its messages would not reach us yet
+        // Before the first connection, or before its messages reach us.
+        if (publisher_->state != link_state::up || subscriber_->state != link_state::up ||
+            (read.request.joining && !subscribed(channel))) {
             waiting_reads_.emplace(channel, std::move(read));
             return;
         }
         send_read(std::move(read));
+    }
+
+    // A link came up: the reads waiting for it try again.
+    void retry_waiting_reads()
+    {
+        auto waiting = std::move(waiting_reads_);
+        waiting_reads_.clear();
+        for (auto& [channel, read] : waiting)
+            start_read(std::move(read));
     }
 
     void send_read(history_read read)
@@ -336,7 +356,7 @@ private:
         detail::append_history_read(
             l.outbox, read_sha_.empty() ? "EVAL" : "EVALSHA",
             read_sha_.empty() ? std::string_view(detail::history_read_script) : read_sha_,
-            options_.channel_prefix, read.request.group, read.request.history_size);
+            options_.channel_prefix, read.request.group, read.request.history_size, new_epoch());
         l.awaiting.push_back([self = shared_from_this(), read = std::move(read)](redisReply const* reply) {
             auto const stored = reply ? detail::parse_stored_history(*reply) : std::nullopt;
             if (!stored) {
@@ -380,6 +400,8 @@ private:
         count(links_up_);
         if (was == link_state::down)
             count(reconnects_);
+        if (l.role == link_role::publisher)
+            retry_waiting_reads(); // the subscriber's wait on confirmations
         if (l.role == link_role::subscriber) {
             std::vector<std::string_view> command{"SUBSCRIBE"};
             unconfirmed_.clear();
@@ -426,10 +448,9 @@ private:
         for (auto& handler : awaiting)
             if (handler)
                 handler(nullptr);
-        if (l.role == link_role::subscriber) {
+        if (l.role == link_role::subscriber)
             unconfirmed_.clear();
-            fail_waiting_reads();
-        }
+        fail_waiting_reads();
     }
 
     // Connects, serves, and reconnects with backoff until stop().

@@ -58,12 +58,16 @@ redis.call('PUBLISH', ARGV[1], ARGV[2] .. offset .. ':' .. epoch .. ':' .. ARGV[
 return offset
 )lua";
 
-/// KEYS: meta, stream. ARGV: how many of the newest entries. Returns
-/// {epoch, last offset, entries newest first}; {'', 0, {}} for a group
-/// with no history.
+/// KEYS: meta, stream. ARGV: how many of the newest entries, a new epoch
+/// (used when the group has none: a client that joins an empty group learns
+/// the epoch its first messages will have). Returns {epoch, last offset,
+/// entries newest first}.
 inline constexpr char history_read_script[] = R"lua(
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
-if not epoch then return {'', '0', {}} end
+if not epoch then
+  epoch = ARGV[2]
+  redis.call('HSET', KEYS[1], 'epoch', epoch)
+end
 local last = redis.call('HGET', KEYS[1], 'offset') or '0'
 return {epoch, last, redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', ARGV[1])}
 )lua";
@@ -110,11 +114,11 @@ inline void append_history_publish(std::string& out, std::string_view verb,
 /// The read script (as append_history_publish).
 inline void append_history_read(std::string& out, std::string_view verb, std::string_view script,
                                 std::string const& prefix, std::string const& group,
-                                std::size_t history_size)
+                                std::size_t history_size, std::string_view new_epoch)
 {
     auto const count = std::to_string(history_size);
     append_redis_command(out, {verb, script, "2", history_meta_key(prefix, group),
-                               history_stream_key(prefix, group), count});
+                               history_stream_key(prefix, group), count, new_epoch});
 }
 
 template <class Number>
