@@ -14,8 +14,10 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace mallard {
 
@@ -89,6 +91,15 @@ public:
 
     /// Hands another server's presence change to this server's groups.
     using presence_function = std::function<void(presence_event const&)>;
+    /// Hands this server the other servers' members of a group, all of them
+    /// (see keeps_presence). `joined`: the connection of this server's
+    /// member whose join the list answers; 0 when it is a fresh look after
+    /// an outage.
+    /// `others` is empty (no value) when the list cannot be had (the store
+    /// is away): the join is then told with what this server knows.
+    using presence_list_function =
+        std::function<void(std::string const& group,
+                           std::optional<std::vector<presence_member>> others, std::uint64_t joined)>;
 
     /// What the server lends its backplane.
     struct host {
@@ -97,6 +108,8 @@ public:
         /// Hands another server's member joining or leaving a group with
         /// presence to this server (which keeps the whole list).
         presence_function presence_changed;
+        /// Hands this server a group's whole list (see keeps_presence).
+        presence_list_function presence_listed;
         /// One of the server's event loops, for the backplane's own I/O: a
         /// single thread runs it. Its work keeps the server running until
         /// `stop()`.
@@ -112,6 +125,17 @@ public:
 
     /// Sends `message` to every server with members of its group.
     virtual void publish(group_message message) = 0;
+
+    /** Whether this backplane keeps every server's members of the groups
+        with presence, so that a server that gets its first member of a
+        group learns the members the others have: it then answers each join
+        of this server's members (`publish_presence`) with the group's whole
+        list through `host::presence_listed`, and the server tells its
+        members of the join only then, with the whole list. It also clears
+        the members of servers that died without a goodbye, announcing their
+        leaves. Default false.
+    */
+    virtual bool keeps_presence() const noexcept { return false; }
 
     /** A member of this server joined or left a group with presence:
         carry it to the other servers with members of the group, each

@@ -51,6 +51,12 @@ struct redis_options {
     /// like those of any broken link.
     std::chrono::milliseconds ping_interval{1000};
     std::chrono::milliseconds ping_timeout{3000};
+    /// For groups with presence: each server renews a key saying it is alive
+    /// this often (it expires after three times as long) and clears, from
+    /// the presence lists of its groups, the members of servers whose key
+    /// has expired. So the members of a server that dies without a goodbye
+    /// leave every list within four times this.
+    std::chrono::milliseconds presence_heartbeat{1000};
     /// Publishes waiting to be written to Redis, in bytes. A publish that
     /// would go beyond this (Redis slower than the publishers) is not carried
     /// to other servers, and counted as dropped.
@@ -132,6 +138,8 @@ inline void check_redis_options(redis_options const& options)
         fail("ping_interval", "must be positive");
     if (options.ping_timeout <= std::chrono::milliseconds::zero())
         fail("ping_timeout", "must be positive");
+    if (options.presence_heartbeat <= std::chrono::milliseconds::zero())
+        fail("presence_heartbeat", "must be positive");
     if (options.max_buffered_bytes == 0)
         fail("max_buffered_bytes", "must be positive");
 }

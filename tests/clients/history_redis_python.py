@@ -21,6 +21,10 @@ from redis_python import RedisServer, children, poll
 NAME = "history_redis_python"
 STEP_SECONDS = 60
 LINK_TIMEOUT = 15  # seconds for the processes' Redis links to come back
+# The chat's presence_heartbeat is 1 s: a dead process's key expires after
+# 3 s and the next sweep (each second) clears its members: 4 s, plus slack
+# for a loaded machine.
+PRESENCE_BOUND = 6
 
 
 async def test(chat_binary):
@@ -113,12 +117,41 @@ async def test(chat_binary):
             await back.close()
             await bob.close()
 
+        async def presence_across_three_processes():
+            c = await chat("C")
+            x = await ChatClient(a, "p1", "x").open()
+            y = await ChatClient(b, "p1", "y").open()
+            z = await ChatClient(c, "p1", "z").open()
+
+            async def lists(client, names):
+                """The next presence message listing exactly `names`."""
+                while True:
+                    message = await client.next_of("presence")
+                    if sorted(message["members"]) == sorted(names):
+                        return
+            for client in (x, y, z):  # each process lists every process's members
+                await lists(client, ["x", "y", "z"])
+            started = asyncio.get_running_loop().time()
+            c.proc.kill()  # SIGKILL: no goodbye
+            await c.proc.wait()
+            for client in (x, y):
+                await lists(client, ["x", "y"])
+            took = asyncio.get_running_loop().time() - started
+            check(took <= PRESENCE_BOUND,
+                  f"z left the lists {took:.1f} s after its process died (bound {PRESENCE_BOUND} s)")
+            print(f"  z left the other processes' lists {took:.1f} s after SIGKILL", flush=True)
+            for client in (x, y):
+                await client.close()
+
         return await run_steps(NAME, [
             ("a client reconnecting to another process, or to a restarted one, gets exactly "
              "the messages it missed; a wrong epoch is told", recovers_on_another_process_and_a_restarted_one,
              STEP_SECONDS),
             ("Redis restarted with its data gone: a new epoch, and a client from before is told",
              redis_losing_its_data_begins_a_new_epoch, STEP_SECONDS),
+            ("presence across three processes: every list is whole, and the members of a "
+             "process killed with SIGKILL leave the others' lists within "
+             f"{PRESENCE_BOUND} s", presence_across_three_processes, STEP_SECONDS),
         ])
     finally:
         for server in servers:

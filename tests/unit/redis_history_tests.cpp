@@ -5,6 +5,7 @@
 
 #include <mallard/detail/redis/envelope.hpp>
 #include <mallard/detail/redis/history_store.hpp>
+#include <mallard/detail/redis/presence_store.hpp>
 
 #include <hiredis/hiredis.h>
 
@@ -76,13 +77,31 @@ TEST_CASE("a numbered message opens into offset, epoch, excluded connection and 
 TEST_CASE("presence events travel with the member's connection and info", "[redis][presence]")
 {
     mallard::detail::node_id node{1, 2, 3, 4, 5, 6, 7, 8};
-    auto const sealed = mallard::detail::seal_presence(node, false, 0x0102030405060708ull, "ann");
+    auto const sealed = mallard::detail::seal_presence(node, false, 0x0102030405060708ull, "a:n");
     auto const opened = mallard::detail::open_envelope(sealed);
     REQUIRE(opened);
     CHECK(opened->what == mallard::detail::opened_envelope::kind::left);
+    CHECK(opened->origin == node);
     CHECK(opened->connection == 0x0102030405060708ull);
-    CHECK(opened->payload == "ann");
-    CHECK_FALSE(mallard::detail::open_envelope(sealed.substr(0, 12))); // cut short
+    CHECK(opened->payload == "a:n");
+    CHECK_FALSE(mallard::detail::open_envelope(sealed.substr(0, 12))); // no ':' after the id
+}
+
+TEST_CASE("a presence list from Redis leaves out this server's own members", "[redis][presence]")
+{
+    auto const reply = parse("*6\r\n" + bulk("00000000000000aa:7") + bulk("ann") +
+                             bulk("00000000000000bb:9") + bulk("bob") +
+                             bulk("00000000000000aa:8") + bulk("a:b"));
+    auto const others = mallard::detail::parse_presence_list(*reply, "00000000000000bb");
+    REQUIRE(others);
+    REQUIRE(others->size() == 2);
+    CHECK((*others)[0].server == "00000000000000aa");
+    CHECK((*others)[0].connection == 7);
+    CHECK((*others)[0].info == "ann");
+    CHECK((*others)[1].info == "a:b");
+    CHECK_FALSE(mallard::detail::parse_presence_list(*parse("*2\r\n" + bulk("nocolon") + bulk("x")),
+                                                     "b"));
+    CHECK_FALSE(mallard::detail::parse_presence_list(*parse("+OK\r\n"), "b"));
 }
 
 TEST_CASE("the read script's reply becomes the history, oldest first", "[redis][history]")

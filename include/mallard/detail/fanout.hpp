@@ -61,6 +61,11 @@ public:
     {
         backplane_->start({[this](group_message const& message) { deliver(message); },
                            [this](presence_event const& event) { presence_changed(event); },
+                           [this](std::string const& group,
+                                  std::optional<std::vector<presence_member>> others,
+                                  std::uint64_t joined) {
+                               presence_listed(group, std::move(others), joined);
+                           },
                            workers_.front()->loop().get_executor(), log});
     }
 
@@ -127,8 +132,11 @@ public:
             }
             if (policy && policy->presence) {
                 state.presence.push_back({request.presence, session.id(), {}});
-                announce(group, *policy, state, presence_change::kind::joined,
-                         state.presence.back());
+                // With a backplane that lists every server's members, the
+                // members hear of the join with the whole list (presence_listed).
+                if (!backplane_->keeps_presence())
+                    announce(group, *policy, state, presence_change::kind::joined,
+                             state.presence.back());
                 backplane_->publish_presence({group, true, state.presence.back()});
             }
         }
@@ -347,6 +355,68 @@ private:
             list.erase(at);
             announce(event.group, *policy, found->second, presence_change::kind::left, gone);
         }
+    }
+
+    // Any thread: the other servers' members of a group, all of them, from
+    // a backplane that keeps presence; in answer to the join of this
+    // server's member `joined`, or (0) a fresh look after an outage.
+    void presence_listed(std::string const& group,
+                         std::optional<std::vector<presence_member>> whole, std::uint64_t joined)
+    {
+        auto const* policy = policies_.find(group);
+        if (!policy || !policy->presence)
+            return;
+        std::lock_guard lock(mutex_);
+        auto const found = groups_.find(group);
+        if (found == groups_.end() || found->second.members == 0)
+            return;
+        auto& state = found->second;
+        if (!whole) { // no list to be had: the join is told with what is known
+            auto const member = std::find_if(state.presence.begin(), state.presence.end(), [&](auto const& m) {
+                return m.server.empty() && m.connection == joined;
+            });
+            if (joined != 0 && member != state.presence.end())
+                announce(group, *policy, state, presence_change::kind::joined, *member);
+            return;
+        }
+        auto& others = *whole;
+        auto const same = [](presence_member const& a, presence_member const& b) {
+            return a.connection == b.connection && a.server == b.server;
+        };
+        auto const listed = [&](presence_member const& m) {
+            return std::any_of(others.begin(), others.end(), [&](auto const& o) { return same(o, m); });
+        };
+        auto const known = [&](presence_member const& o) {
+            return std::any_of(state.presence.begin(), state.presence.end(),
+                               [&](auto const& m) { return same(o, m); });
+        };
+        if (joined != 0) {
+            // The whole list first, quietly: the join is the news.
+            std::erase_if(state.presence, [&](auto const& m) { return !m.server.empty() && !listed(m); });
+            for (auto& o : others)
+                if (!known(o))
+                    state.presence.push_back(std::move(o));
+            auto const member = std::find_if(state.presence.begin(), state.presence.end(), [&](auto const& m) {
+                return m.server.empty() && m.connection == joined;
+            });
+            if (member != state.presence.end())
+                announce(group, *policy, state, presence_change::kind::joined, *member);
+            return;
+        }
+        // After an outage: each difference is news.
+        std::vector<presence_member> gone;
+        for (auto const& m : state.presence)
+            if (!m.server.empty() && !listed(m))
+                gone.push_back(m);
+        for (auto const& m : gone) {
+            std::erase_if(state.presence, [&](auto const& p) { return same(p, m); });
+            announce(group, *policy, state, presence_change::kind::left, m);
+        }
+        for (auto& o : others)
+            if (!known(o)) {
+                state.presence.push_back(std::move(o));
+                announce(group, *policy, state, presence_change::kind::joined, state.presence.back());
+            }
     }
 
     // Hands a message to each worker's members of `group`; with an offset,

@@ -11,6 +11,7 @@
 #include <mallard/detail/redis/connection.hpp>
 #include <mallard/detail/redis/envelope.hpp>
 #include <mallard/detail/redis/history_store.hpp>
+#include <mallard/detail/redis/presence_store.hpp>
 #include <mallard/redis_options.hpp>
 #include <mallard/task.hpp>
 
@@ -70,8 +71,10 @@ public:
             });
         publisher_.emplace(host_.executor, link_role::publisher);
         subscriber_.emplace(host_.executor, link_role::subscriber);
+        heartbeat_.emplace(host_.executor);
         for (auto* l : {&*publisher_, &*subscriber_})
             net::co_spawn(host_.executor, keep_linked(self, *l), net::detached);
+        net::co_spawn(host_.executor, beat(self), net::detached);
     }
 
     void publish(group_message message) override
@@ -110,15 +113,21 @@ public:
         });
     }
 
+    bool keeps_presence() const noexcept override { return true; }
+
     void publish_presence(presence_event const& event) override
     {
-        std::string command;
-        detail::append_redis_command(
-            command, {"PUBLISH", channel_of(event.group),
-                      detail::seal_presence(node_, event.joined, event.member.connection,
-                                            event.member.info)});
-        net::post(host_.executor, [self = shared_from_this(), command = std::move(command)] {
-            self->queue_publish(command);
+        net::post(host_.executor, [self = shared_from_this(), event] {
+            auto& members = self->local_presence_[event.group];
+            if (event.joined) {
+                members[event.member.connection] = event.member.info;
+                self->start_presence_join(event.group, event.member.connection, true);
+                return;
+            }
+            members.erase(event.member.connection);
+            if (members.empty())
+                self->local_presence_.erase(event.group);
+            self->queue_presence_leave(event.group, event.member.connection, event.member.info);
         });
     }
 
@@ -150,6 +159,8 @@ public:
     {
         net::post(host_.executor, [self = shared_from_this()] {
             self->stopped_ = true;
+            if (self->heartbeat_)
+                self->heartbeat_->cancel();
             for (auto* l : {&self->publisher_, &self->subscriber_}) {
                 if (!*l)
                     continue;
@@ -211,6 +222,19 @@ private:
         std::deque<std::function<void(redisReply const*)>> awaiting;
     };
 
+    // A presence join waiting for its group's subscription to be in place.
+    struct pending_join {
+        std::string group;
+        std::uint64_t connection;
+        bool answer;
+    };
+
+    struct unsent_leave {
+        std::string group;
+        std::uint64_t connection;
+        std::string info;
+    };
+
     // A history read waiting for its group's subscription to be in place.
     struct history_read {
         history_request request;
@@ -255,6 +279,7 @@ private:
         stopped_ = true;
         publisher_.reset();
         subscriber_.reset();
+        heartbeat_.reset();
     }
 
     // --- on the executor -------------------------------------------------
@@ -341,9 +366,26 @@ private:
         send_read(std::move(read));
     }
 
+    void joins_may_go(std::string const& channel)
+    {
+        if (!subscribed(channel))
+            return;
+        auto [first, last] = waiting_joins_.equal_range(channel);
+        std::vector<pending_join> ready;
+        for (auto it = first; it != last; ++it)
+            ready.push_back(std::move(it->second));
+        waiting_joins_.erase(first, last);
+        for (auto& join : ready)
+            start_presence_join(join.group, join.connection, join.answer);
+    }
+
     // A link came up: the reads waiting for it try again.
     void retry_waiting_reads()
     {
+        auto joins = std::move(waiting_joins_);
+        waiting_joins_.clear();
+        for (auto& [channel, join] : joins)
+            start_presence_join(join.group, join.connection, join.answer);
         auto waiting = std::move(waiting_reads_);
         waiting_reads_.clear();
         for (auto& [channel, read] : waiting)
@@ -371,9 +413,127 @@ private:
         l.wake.cancel();
     }
 
+    // --- presence (on the executor) --------------------------------------
+
+    // This server's member `connection` joined `group`: add it to the list
+    // and announce it, once its channel reaches this server, and hand the
+    // whole list back (`answer`: as the answer to its join, for the server
+    // to announce it; else a fresh look after an outage).
+    void start_presence_join(std::string const& group, std::uint64_t connection, bool answer)
+    {
+        if (stopped_)
+            return;
+        auto const channel = channel_of(group);
+        auto const up = publisher_ && publisher_->state == link_state::up && subscriber_ &&
+                        subscriber_->state == link_state::up;
+        if (!up) {
+            // Told now with what this server knows; listed when the links are up.
+            if (answer)
+                host_.presence_listed(group, std::nullopt, connection);
+            waiting_joins_.emplace(channel, pending_join{group, connection, false});
+            return;
+        }
+        if (!subscribed(channel)) { // a moment: the list must not miss what follows it
+            waiting_joins_.emplace(channel, pending_join{group, connection, answer});
+            return;
+        }
+        auto const found = local_presence_.find(group);
+        if (found == local_presence_.end() || !found->second.contains(connection))
+            return; // it has left meanwhile
+        auto const& info = found->second.at(connection);
+        auto& l = *publisher_;
+        auto const own = node_name(node_);
+        append_presence_join(l.outbox, group, connection, info);
+        l.awaiting.push_back([self = shared_from_this(), group, connection, answer,
+                              own](redisReply const* reply) {
+            auto list = reply ? detail::parse_presence_list(*reply, own) : std::nullopt;
+            if (answer || list)
+                self->host_.presence_listed(group, std::move(list), answer ? connection : 0);
+        });
+        l.wake.cancel();
+    }
+
+    // (Not in a coroutine: g++ 12 miscompiles braced lists in coroutines.)
+    void append_presence_join(std::string& out, std::string const& group,
+                              std::uint64_t connection, std::string const& info)
+    {
+        auto const own = node_name(node_);
+        auto const ttl = std::to_string((3 * options_.presence_heartbeat).count());
+        detail::append_redis_command(
+            out, {"EVAL", detail::presence_join_script, "1",
+                  detail::presence_key(options_.channel_prefix, group),
+                  detail::presence_field(own, connection), info, channel_of(group),
+                  detail::seal_presence(node_, true, connection, info),
+                  detail::node_key(options_.channel_prefix, own), ttl});
+    }
+
+    void queue_presence_leave(std::string const& group, std::uint64_t connection,
+                              std::string const& info)
+    {
+        if (!publisher_ || publisher_->state != link_state::up) {
+            unsent_leaves_.push_back({group, connection, info});
+            return;
+        }
+        auto& l = *publisher_;
+        detail::append_redis_command(
+            l.outbox, {"EVAL", detail::presence_leave_script, "1",
+                       detail::presence_key(options_.channel_prefix, group),
+                       detail::presence_field(node_name(node_), connection), channel_of(group),
+                       detail::seal_presence(node_, false, connection, info)});
+        l.awaiting.emplace_back();
+        l.wake.cancel();
+    }
+
+    // The publishing link is up again: leaves it could not send go first,
+    // then this server's members are listed again (Redis may have lost
+    // them, or swept them while this server could not renew its key).
+    void presence_link_up()
+    {
+        for (auto const& leave : std::exchange(unsent_leaves_, {}))
+            queue_presence_leave(leave.group, leave.connection, leave.info);
+        for (auto const& [group, members] : local_presence_)
+            for (auto const& [connection, info] : members)
+                waiting_joins_.emplace(channel_of(group), pending_join{group, connection, false});
+    }
+
+    // Every presence_heartbeat: this server is alive; the members of those
+    // that are not leave the lists of this server's groups.
+    static task<void> beat(std::shared_ptr<redis_backplane> self)
+    {
+        while (!self->stopped_ && self->heartbeat_) {
+            self->heartbeat_->expires_after(self->options_.presence_heartbeat);
+            co_await self->heartbeat_->async_wait(detail::use_tuple);
+            if (!self->stopped_)
+                self->queue_heartbeat();
+        }
+    }
+
+    void queue_heartbeat()
+    {
+        if (local_presence_.empty() || !publisher_ || publisher_->state != link_state::up)
+            return;
+        auto& l = *publisher_;
+        auto const own = node_name(node_);
+        auto const ttl = std::to_string((3 * options_.presence_heartbeat).count());
+        detail::append_redis_command(
+            l.outbox, {"SET", detail::node_key(options_.channel_prefix, own), "1", "PX", ttl});
+        l.awaiting.emplace_back();
+        std::string const version(1, detail::envelope_version);
+        auto const nodes = options_.channel_prefix + "node:";
+        for (auto const& [group, members] : local_presence_) {
+            detail::append_redis_command(
+                l.outbox, {"EVAL", detail::presence_sweep_script, "1",
+                           detail::presence_key(options_.channel_prefix, group), nodes,
+                           channel_of(group), version});
+            l.awaiting.emplace_back();
+        }
+        l.wake.cancel();
+    }
+
     // A subscription of `channel` was confirmed: the reads waiting for it go.
     void reads_may_go(std::string const& channel)
     {
+        joins_may_go(channel);
         if (!subscribed(channel))
             return;
         auto [first, last] = waiting_reads_.equal_range(channel);
@@ -400,8 +560,11 @@ private:
         count(links_up_);
         if (was == link_state::down)
             count(reconnects_);
-        if (l.role == link_role::publisher)
+        if (l.role == link_role::publisher) {
+            if (was == link_state::down)
+                presence_link_up();
             retry_waiting_reads(); // the subscriber's wait on confirmations
+        }
         if (l.role == link_role::subscriber) {
             std::vector<std::string_view> command{"SUBSCRIBE"};
             unconfirmed_.clear();
@@ -725,6 +888,11 @@ private:
     std::multimap<std::string, history_read> waiting_reads_; // by channel
     std::string publish_sha_, read_sha_; // the history scripts, once loaded
     std::mt19937_64 epoch_random_{std::random_device{}()};
+    // This server's members of groups with presence: group, connection, info.
+    std::map<std::string, std::map<std::uint64_t, std::string>> local_presence_;
+    std::multimap<std::string, pending_join> waiting_joins_; // by channel
+    std::vector<unsent_leave> unsent_leaves_;
+    std::optional<net::steady_timer> heartbeat_;
     bool stopped_ = false;
     std::chrono::steady_clock::time_point down_since_{};
     std::uint64_t dropped_in_outage_ = 0;

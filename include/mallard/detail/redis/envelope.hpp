@@ -12,8 +12,8 @@
 //   bytes 2-9  the publishing server's node id, so it can skip its own echo
 //   bytes 10-  the payload; for 'T' and 'B', "<offset>:<epoch>:<excluded
 //              connection>:" before it (see history_store.hpp); for 'j' and
-//              'l', the member's connection id (8 bytes, big-endian), then
-//              its presence info
+//              'l', "<connection id>:<presence info>" of the member, whose
+//              server the node id names (see presence_store.hpp)
 
 #include <mallard/opcode.hpp>
 
@@ -48,12 +48,11 @@ inline std::string seal_presence(node_id const& origin, bool joined, std::uint64
                                  std::string_view info)
 {
     std::string sealed;
-    sealed.reserve(envelope_header_size + 8 + info.size());
     sealed += envelope_version;
     sealed += joined ? 'j' : 'l';
     sealed.append(origin.data(), origin.size());
-    for (int shift = 56; shift >= 0; shift -= 8)
-        sealed += static_cast<char>((connection >> shift) & 0xFF);
+    sealed += std::to_string(connection);
+    sealed += ':';
     sealed += info;
     return sealed;
 }
@@ -64,7 +63,7 @@ struct opened_envelope {
     node_id origin{};
     opcode op = opcode::text;
     std::string_view payload;
-    // For joined and left: the member.
+    // For joined and left: the member's connection (payload: its info).
     std::uint64_t connection = 0;
 };
 
@@ -90,11 +89,15 @@ inline std::optional<opened_envelope> open_envelope(std::string_view bytes)
     bytes.copy(opened.origin.data(), opened.origin.size(), 2);
     opened.payload = bytes.substr(envelope_header_size);
     if (opened.what == opened_envelope::kind::joined || opened.what == opened_envelope::kind::left) {
-        if (opened.payload.size() < 8)
+        auto const colon = opened.payload.find(':');
+        if (colon == std::string_view::npos || colon == 0)
             return std::nullopt;
-        for (int i = 0; i < 8; ++i)
-            opened.connection = (opened.connection << 8) | static_cast<unsigned char>(opened.payload[i]);
-        opened.payload.remove_prefix(8);
+        for (char digit : opened.payload.substr(0, colon)) {
+            if (digit < '0' || digit > '9')
+                return std::nullopt;
+            opened.connection = opened.connection * 10 + static_cast<unsigned>(digit - '0');
+        }
+        opened.payload.remove_prefix(colon + 1);
     }
     return opened;
 }
