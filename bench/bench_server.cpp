@@ -5,6 +5,9 @@
 //   /ws/broadcast  every connection joins the group "all"; each message
 //                  received is published to the group, so everyone (the
 //                  sender included) gets it
+//   /ws/broadcast-history  the same through the group "room:all", which keeps
+//                  a history (its last 100 messages, numbered), joined from
+//                  a position as a recovering client would
 //
 // Limits are raised well above what the benchmarks send, so that what is
 // measured is the message path, not a policy. Takes --port N (0 = a free
@@ -62,6 +65,22 @@ public:
     }
 };
 
+class history_broadcast_view : public bench_view {
+public:
+    mallard::task<> on_open() override
+    {
+        mallard::since const nowhere; // named: see websocket_view::join
+        auto const joined = co_await join("room:all", nowhere);
+        (void)joined;
+    }
+
+    mallard::task<> on_receive(std::string_view data, mallard::opcode op) override
+    {
+        publish("room:all", std::string(data), op);
+        co_return;
+    }
+};
+
 template <class Number>
 bool parse_number(std::string_view text, Number& out)
 {
@@ -105,9 +124,14 @@ int main(int argc, char** argv)
             return 2;
 #endif
         }
+        mallard::group_policy rooms;
+        rooms.pattern = "room:*";
+        rooms.history_size = 100;
+        options.groups.push_back(rooms);
         mallard::router urls{
             mallard::path<echo_view>("/ws/echo", "echo"),
             mallard::path<broadcast_view>("/ws/broadcast", "broadcast"),
+            mallard::path<history_broadcast_view>("/ws/broadcast-history", "broadcast-history"),
         };
         mallard::server srv{options, std::move(urls)};
         std::cout << "listening on ws://127.0.0.1:" << srv.port() << std::endl;
