@@ -6,12 +6,17 @@
 // Pat's page must say it is reconnecting, come back by itself, show each
 // missed message once and in order (recovered from the room's history with
 // ?since=&epoch=), then live ones, and list both members. A screenshot is kept.
+// Then, when redis-server is installed, the same with two chat processes on
+// one Redis: Pat's process is killed (SIGKILL) and started again on its
+// port while Sam, on the other, sends messages; Pat's page must come back
+// to the restarted process by itself and show them once, in order, from the
+// room's history in Redis, with both members listed (chat-restart.png).
 //
 // Usage: node tests/browser/reconnect.test.mjs path/to/mallard_chat ARTIFACT_DIR
 // Environment: CHROMIUM (default /usr/bin/chromium) selects the browser binary.
 // The last line printed is `chat reconnect: N passed, M failed`.
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import net from 'node:net';
 import { join, resolve } from 'node:path';
@@ -21,7 +26,7 @@ import { chromium } from 'playwright-core';
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const STARTUP_TIMEOUT_MS = 20_000;
 const STEP_TIMEOUT_MS = 15_000;
-const WATCHDOG_MS = 150_000;
+const WATCHDOG_MS = 170_000;
 const LISTENING_RE = /^listening on ws:\/\/127\.0\.0\.1:(\d+)$/;
 const MISSED = ['two', 'three', 'four'];
 
@@ -37,6 +42,16 @@ const CHECKS = [
   'no script errors',
   'screenshot of pat\'s page saved',
 ];
+const REDIS_CHECKS = [
+  'redis-server and two chat processes on it start',
+  'pat on process A and sam on process B list each other',
+  'pat\'s process killed: the page says it is reconnecting, sam\'s list loses pat',
+  'process A restarted: pat\'s page comes back and shows the missed messages once, in order',
+  'a live message from process B shows once, and both lists match',
+  'screenshot of pat\'s page after the restart saved',
+];
+const HAVE_REDIS = spawnSync('sh', ['-c', 'command -v redis-server'], { stdio: 'ignore' }).status === 0;
+if (HAVE_REDIS) CHECKS.push(...REDIS_CHECKS);
 const results = new Map();
 
 class Failure extends Error {}
@@ -57,8 +72,8 @@ async function check(name, fn) {
   }
 }
 
-function startServer(binary) {
-  const child = spawn(binary, ['--port', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+function startServer(binary, args = ['--port', '0']) {
+  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout });
   const port = new Promise((resolvePort, reject) => {
     const timer = setTimeout(() => reject(new Failure('no listening line')), STARTUP_TIMEOUT_MS);
@@ -104,6 +119,35 @@ function startProxy(target) {
     reopen() { open = true; },
     close() { server.close(); for (const s of sockets) s.destroy(); },
   })));
+}
+
+// A TCP port nothing listens on now.
+function freePort() {
+  return new Promise((ready, fail) => {
+    const probe = net.createServer();
+    probe.on('error', fail);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address();
+      probe.close(() => ready(port));
+    });
+  });
+}
+
+// A private redis-server, no persistence; resolves once it accepts connections.
+async function startRedis() {
+  const port = await freePort();
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '',
+    '--appendonly', 'no', '--loglevel', 'warning'], { stdio: 'ignore' });
+  const deadline = Date.now() + STARTUP_TIMEOUT_MS;
+  for (;;) {
+    const up = await new Promise((answer) => {
+      const socket = net.connect(port, '127.0.0.1', () => { socket.end(); answer(true); });
+      socket.on('error', () => answer(false));
+    });
+    if (up) return { child, port };
+    if (Date.now() > deadline) throw new Failure('redis-server did not start');
+    await new Promise((later) => setTimeout(later, 50));
+  }
 }
 
 // The texts of the room messages a page shows, in order.
@@ -218,6 +262,7 @@ async function main() {
     await pat.screenshot({ path: join(artifacts, 'chat-reconnect.png'), fullPage: true })
       .then(() => check('screenshot of pat\'s page saved', async () => {}),
         (err) => check('screenshot of pat\'s page saved', async () => { throw err; }));
+    if (HAVE_REDIS) await restartOnRedis(binary, browser, open, artifacts);
     await check('no script errors', async () => {
       expect(errors.length === 0, errors.join('\n'));
     });
@@ -226,7 +271,79 @@ async function main() {
     if (browser) await browser.close().catch(() => {});
     if (proxy) proxy.close();
     server.child.kill('SIGTERM');
+    for (const child of extraChildren) child.kill('SIGKILL');
   }
+}
+
+const extraChildren = [];
+
+// Two chat processes on one Redis; pat's is killed and started again.
+async function restartOnRedis(binary, browser, open, artifacts) {
+  let redis;
+  let a;
+  let b;
+  let portA;
+  const startA = async () => {
+    a = startServer(binary, ['--port', String(portA), '--redis', `redis://127.0.0.1:${redis.port}`]);
+    extraChildren.push(a.child);
+    await a.port;
+  };
+  await check('redis-server and two chat processes on it start', async () => {
+    redis = await startRedis();
+    extraChildren.push(redis.child);
+    portA = await freePort();
+    await startA();
+    b = startServer(binary, ['--port', '0', '--redis', `redis://127.0.0.1:${redis.port}`]);
+    extraChildren.push(b.child);
+    await b.port;
+  });
+  if (!b) return;
+  const pat = await open('pat (A)', `http://127.0.0.1:${portA}/?room=rr&name=pat&autojoin=1`);
+  const sam = await open('sam (B)', `http://127.0.0.1:${await b.port}/?room=rr&name=sam&autojoin=1`);
+  const listsBoth = async (page) => {
+    await page.waitForFunction(() => document.querySelectorAll('#member-list li').length === 2);
+    const names = await memberNames(page);
+    expect(names.join() === 'pat,sam', `member list: ${names.join(', ')}`);
+  };
+  await check('pat on process A and sam on process B list each other', async () => {
+    for (const page of [pat, sam]) {
+      await page.waitForFunction(() => document.querySelector('#status').textContent.startsWith('connected'));
+      await listsBoth(page);
+    }
+    await say(sam, 'r1');
+    await pat.waitForFunction(() => [...document.querySelectorAll('#messages .message .text')]
+      .some((e) => e.textContent === 'r1'));
+  });
+  const missed = ['r2', 'r3', 'r4'];
+  await check('pat\'s process killed: the page says it is reconnecting, sam\'s list loses pat', async () => {
+    a.child.kill('SIGKILL');
+    await pat.waitForFunction(() => document.querySelector('#status').textContent.startsWith('reconnecting'));
+    for (const text of missed) await say(sam, text);
+    await sam.waitForFunction((n) => document.querySelectorAll('#messages .message').length === n,
+      1 + missed.length);
+    // The dead process's members leave within 4 heartbeats (4 s).
+    await sam.waitForFunction(() => document.querySelectorAll('#member-list li').length === 1);
+  });
+  await check('process A restarted: pat\'s page comes back and shows the missed messages once, in order', async () => {
+    await startA();
+    await pat.waitForFunction(() => document.querySelector('#status').textContent.startsWith('connected'),
+      null, { timeout: 30_000 });
+    await pat.waitForFunction((n) => document.querySelectorAll('#messages .message').length >= n,
+      1 + missed.length);
+    const texts = await shownTexts(pat);
+    expect(texts.join() === ['r1', ...missed].join(), `pat's page shows ${texts.join(', ')}`);
+  });
+  await check('a live message from process B shows once, and both lists match', async () => {
+    await say(sam, 'r5');
+    await pat.waitForFunction(() => [...document.querySelectorAll('#messages .message .text')]
+      .some((e) => e.textContent === 'r5'));
+    const texts = await shownTexts(pat);
+    expect(texts.join() === ['r1', ...missed, 'r5'].join(), `pat's page shows ${texts.join(', ')}`);
+    for (const page of [pat, sam]) await listsBoth(page);
+  });
+  await pat.screenshot({ path: join(artifacts, 'chat-restart.png'), fullPage: true })
+    .then(() => check('screenshot of pat\'s page after the restart saved', async () => {}),
+      (err) => check('screenshot of pat\'s page after the restart saved', async () => { throw err; }));
 }
 
 main().catch((err) => console.log(`FAIL unexpected: ${err.stack || err}`)).finally(() => {
