@@ -79,8 +79,9 @@ public:
     /// The number of members of `group` on this server; any thread.
     MALLARD_DECL std::size_t group_size(std::string const& group) const;
 
-    /// The members of a group with presence (`group_policy::presence`), in
-    /// the order they joined; any thread. Empty for other groups.
+    /// The members of a group with presence (`group_policy::presence`);
+    /// any thread. Empty for other groups. In the order this process
+    /// learned of them: in one process, the order of joining.
     MALLARD_DECL std::vector<presence_member> presence(std::string const& group) const;
 
     /** The history of a group with history (`group_policy::history_size`);
@@ -89,6 +90,8 @@ public:
         your own, not from a view (views have `history` to `co_await`).
         @throws std::logic_error when called on one of the server's threads
         while the backplane keeps histories.
+        @throws std::runtime_error when the backplane has not answered within
+        10 s (the server is not running, or Redis is slower than that).
     */
     MALLARD_DECL group_history history(std::string const& group) const;
 

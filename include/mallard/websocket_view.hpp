@@ -293,8 +293,8 @@ public:
     /// Leaves a group, if a member.
     MALLARD_DECL void leave(std::string const& group);
 
-    /// The members of a group with presence (`group_policy::presence`), in
-    /// the order they joined; empty for other groups.
+    /// The members of a group with presence (`group_policy::presence`);
+    /// empty for other groups. As `server::presence`.
     MALLARD_DECL task<std::vector<presence_member>> presence(std::string const& group) const;
 
     /// The history of a group with history (`group_policy::history_size`):

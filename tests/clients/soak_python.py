@@ -212,7 +212,7 @@ async def chat_visit(port, rng, client_id):
             await ws.send(json.dumps({"type": "message", "text": text}))
             while True:  # others' joins, leaves and messages come in between
                 got = json.loads(await asyncio.wait_for(ws.recv(), BEHAVIOUR_TIMEOUT))
-                check(got.get("type") in ("message", "join", "leave"), f"chat sent {got}")
+                check(got.get("type") in ("message", "join", "leave", "presence"), f"chat sent {got}")
                 if got.get("type") == "message" and got.get("name") == name:
                     check(got.get("text") == text, f"{name} got back {got}")
                     break

@@ -33,6 +33,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <deque>
 #include <exception>
@@ -151,9 +152,13 @@ public:
                     throw std::logic_error("mallard::server::history: called on a server thread "
                                            "while the backplane keeps the histories; from a view, "
                                            "co_await history(group)");
-        std::promise<group_history> read;
-        auto done = read.get_future();
-        fanout_->read_history(group, [&read](group_history h) { read.set_value(std::move(h)); });
+        // Shared: a read that outlives the wait below still has its promise.
+        auto read = std::make_shared<std::promise<group_history>>();
+        auto done = read->get_future();
+        fanout_->read_history(group, [read](group_history h) { read->set_value(std::move(h)); });
+        if (done.wait_for(std::chrono::seconds{10}) != std::future_status::ready)
+            throw std::runtime_error("mallard::server::history: the backplane did not answer "
+                                     "within 10 s; is the server running?");
         return done.get();
     }
 
