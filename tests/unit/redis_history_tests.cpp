@@ -56,7 +56,7 @@ TEST_CASE("a numbered message opens into offset, epoch, excluded connection and 
 {
     mallard::detail::node_id node{'n', 'o', 'd', 'e', '0', '0', '0', '1'};
     auto const header = mallard::detail::numbered_header(node, mallard::opcode::binary);
-    auto const sealed = header + "42:00ff00ff00ff00ff:7:a:b";
+    auto const sealed = header + "42:00ff00ff00ff00ff:7:9:a:b";
     auto const opened = mallard::detail::open_envelope(sealed);
     REQUIRE(opened);
     CHECK(opened->what == mallard::detail::opened_envelope::kind::numbered);
@@ -67,11 +67,12 @@ TEST_CASE("a numbered message opens into offset, epoch, excluded connection and 
     CHECK(numbered->offset == 42);
     CHECK(numbered->epoch == "00ff00ff00ff00ff");
     CHECK(numbered->excluded == 7);
+    CHECK(numbered->publish_id == 9);
     CHECK(numbered->payload == "a:b");
 
-    CHECK_FALSE(mallard::detail::open_numbered("x:e:0:p"));
-    CHECK_FALSE(mallard::detail::open_numbered("0:e:0:p")); // offsets begin at 1
-    CHECK_FALSE(mallard::detail::open_numbered("5:e:p"));
+    CHECK_FALSE(mallard::detail::open_numbered("x:e:0:1:p"));
+    CHECK_FALSE(mallard::detail::open_numbered("0:e:0:1:p")); // offsets begin at 1
+    CHECK_FALSE(mallard::detail::open_numbered("5:e:0:p"));
 }
 
 TEST_CASE("presence events travel with the member's connection and info", "[redis][presence]")

@@ -80,16 +80,8 @@ public:
     void publish(group_message message) override
     {
         if (message.history_size != 0) {
-            // Numbered by Redis: every server, this one too, gets it from
-            // there. While Redis is away, this server's members still get it,
-            // unnumbered: it stays out of the history.
             net::post(host_.executor, [self = shared_from_this(), m = std::move(message)]() mutable {
-                if (self->publisher_ && self->publisher_->state == link_state::up)
-                    return self->queue_publish(self->numbered_publish(m));
-                self->dropped_.fetch_add(1, std::memory_order_relaxed);
-                ++self->dropped_in_outage_;
-                m.history_size = 0;
-                self->host_.deliver(m);
+                self->publish_numbered(std::move(m));
             });
             return;
         }
@@ -144,6 +136,9 @@ public:
         net::post(host_.executor, [self = shared_from_this(), channel = channel_of(group)] {
             self->wanted_.erase(channel);
             self->send_subscription("UNSUBSCRIBE", channel);
+            std::erase_if(self->in_flight_, [&](auto const& entry) {
+                return self->channel_of(entry.second.group) == channel;
+            });
             // Joins still waiting for it were left: nobody waits for them.
             auto [first, last] = self->waiting_reads_.equal_range(channel);
             std::vector<history_read> gone;
@@ -284,22 +279,24 @@ private:
 
     // --- on the executor -------------------------------------------------
 
-    void queue_publish(std::string const& command)
+    /// Whether it was queued (else dropped and counted).
+    bool queue_publish(std::string const& command)
     {
         if (!publisher_)
-            return;
+            return false;
         auto& l = *publisher_;
         if (stopped_ || l.state == link_state::down ||
             l.outbox.size() + command.size() > options_.max_buffered_bytes) {
             dropped_.fetch_add(1, std::memory_order_relaxed);
             ++dropped_in_outage_;
-            return;
+            return false;
         }
         l.outbox += command;
         l.awaiting.emplace_back(); // its reply: nothing to do
         ++l.outbox_publishes;
         count(published_);
         l.wake.cancel();
+        return true;
     }
 
     void send_subscription(char const* verb, std::string const& channel)
@@ -325,16 +322,53 @@ private:
 
     // --- histories (on the executor) -------------------------------------
 
+    // A publish to a group whose history Redis keeps: numbered by Redis,
+    // every server, this one too, gets it from there. This server's members
+    // get it unnumbered (it stays out of the history) when it cannot come
+    // back to them: Redis away, the group's channel not received, or the
+    // link failing before it came back (in_flight_).
+    void publish_numbered(group_message m)
+    {
+        auto const channel = channel_of(m.group);
+        auto const hearing = subscribed(channel);
+        auto const local = [&] {
+            m.history_size = 0;
+            host_.deliver(m);
+        };
+        if (!publisher_ || publisher_->state == link_state::down) {
+            dropped_.fetch_add(1, std::memory_order_relaxed);
+            ++dropped_in_outage_;
+            return local();
+        }
+        auto const id = ++last_publish_id_;
+        if (!queue_publish(numbered_publish(m, id)))
+            return local(); // counted as dropped
+        if (hearing)
+            in_flight_.emplace(id, std::move(m));
+        else if (wanted_.contains(channel))
+            local();
+    }
+
+    // This server's numbered publishes that will not come back: their
+    // members get them now, unnumbered.
+    void deliver_in_flight_locally()
+    {
+        for (auto& [id, m] : std::exchange(in_flight_, {})) {
+            m.history_size = 0;
+            host_.deliver(m);
+        }
+    }
+
     // The publish script's command for `m` (EVAL until the script is loaded).
-    std::string numbered_publish(group_message const& m)
+    std::string numbered_publish(group_message const& m, std::uint64_t id)
     {
         auto const epoch = new_epoch();
         std::string command;
         detail::append_history_publish(
-            command, publish_sha_.empty() ? "EVAL" : "EVALSHA",
-            publish_sha_.empty() ? std::string_view(detail::history_publish_script) : publish_sha_,
+            command, script_verb(publish_sha_),
+            script_body(publish_sha_, detail::history_publish_script),
             options_.channel_prefix, channel_of(m.group), m.group, node_, m.op, *m.payload,
-            m.history_size, m.history_age, epoch, m.excluded_connection);
+            m.history_size, m.history_age, epoch, m.excluded_connection, id);
         return command;
     }
 
@@ -396,8 +430,7 @@ private:
     {
         auto& l = *publisher_;
         detail::append_history_read(
-            l.outbox, read_sha_.empty() ? "EVAL" : "EVALSHA",
-            read_sha_.empty() ? std::string_view(detail::history_read_script) : read_sha_,
+            l.outbox, script_verb(read_sha_), script_body(read_sha_, detail::history_read_script),
             options_.channel_prefix, read.request.group, read.request.history_size, new_epoch());
         l.awaiting.push_back([self = shared_from_this(), read = std::move(read)](redisReply const* reply) {
             auto const stored = reply ? detail::parse_stored_history(*reply) : std::nullopt;
@@ -460,7 +493,7 @@ private:
         auto const own = node_name(node_);
         auto const ttl = std::to_string((3 * options_.presence_heartbeat).count());
         detail::append_redis_command(
-            out, {"EVAL", detail::presence_join_script, "1",
+            out, {script_verb(join_sha_), script_body(join_sha_, detail::presence_join_script), "1",
                   detail::presence_key(options_.channel_prefix, group),
                   detail::presence_field(own, connection), info, channel_of(group),
                   detail::seal_presence(node_, true, connection, info),
@@ -476,7 +509,8 @@ private:
         }
         auto& l = *publisher_;
         detail::append_redis_command(
-            l.outbox, {"EVAL", detail::presence_leave_script, "1",
+            l.outbox, {script_verb(leave_sha_),
+                       script_body(leave_sha_, detail::presence_leave_script), "1",
                        detail::presence_key(options_.channel_prefix, group),
                        detail::presence_field(node_name(node_), connection), channel_of(group),
                        detail::seal_presence(node_, false, connection, info)});
@@ -522,7 +556,8 @@ private:
         auto const nodes = options_.channel_prefix + "node:";
         for (auto const& [group, members] : local_presence_) {
             detail::append_redis_command(
-                l.outbox, {"EVAL", detail::presence_sweep_script, "1",
+                l.outbox, {script_verb(sweep_sha_),
+                           script_body(sweep_sha_, detail::presence_sweep_script), "1",
                            detail::presence_key(options_.channel_prefix, group), nodes,
                            channel_of(group), version});
             l.awaiting.emplace_back();
@@ -614,6 +649,7 @@ private:
         if (l.role == link_role::subscriber)
             unconfirmed_.clear();
         fail_waiting_reads();
+        deliver_in_flight_locally();
     }
 
     // Connects, serves, and reconnects with backoff until stop().
@@ -672,6 +708,12 @@ private:
                 publish_sha_ = std::string(detail::reply_text(*reply));
             else if (name == "SCRIPT LOAD (read)")
                 read_sha_ = std::string(detail::reply_text(*reply));
+            else if (name == "SCRIPT LOAD (join)")
+                join_sha_ = std::string(detail::reply_text(*reply));
+            else if (name == "SCRIPT LOAD (leave)")
+                leave_sha_ = std::string(detail::reply_text(*reply));
+            else if (name == "SCRIPT LOAD (sweep)")
+                sweep_sha_ = std::string(detail::reply_text(*reply));
         }
         c.disarm();
     }
@@ -701,6 +743,12 @@ private:
             names.push_back("SCRIPT LOAD (publish)");
             detail::append_redis_command(commands, {"SCRIPT", "LOAD", detail::history_read_script});
             names.push_back("SCRIPT LOAD (read)");
+            for (auto const& [label, body] : {std::pair{"SCRIPT LOAD (join)", detail::presence_join_script},
+                                              std::pair{"SCRIPT LOAD (leave)", detail::presence_leave_script},
+                                              std::pair{"SCRIPT LOAD (sweep)", detail::presence_sweep_script}}) {
+                detail::append_redis_command(commands, {"SCRIPT", "LOAD", body});
+                names.push_back(label);
+            }
         }
         return commands;
     }
@@ -856,6 +904,8 @@ private:
             if (!numbered)
                 return log(log_level::debug, "ignored a malformed numbered message on " +
                                                  std::string(channel));
+            if (opened->origin == node_)
+                in_flight_.erase(numbered->publish_id);
             group_message message{std::move(group),
                                   std::make_shared<std::string const>(numbered->payload),
                                   opened->op, opened->origin == node_ ? numbered->excluded : 0};
@@ -886,12 +936,27 @@ private:
     // SUBSCRIBE and UNSUBSCRIBE commands sent per channel and not yet confirmed.
     std::map<std::string, unsigned> unconfirmed_;
     std::multimap<std::string, history_read> waiting_reads_; // by channel
-    std::string publish_sha_, read_sha_; // the history scripts, once loaded
+    // The scripts, once loaded (until then they go whole, with EVAL).
+    std::string publish_sha_, read_sha_, join_sha_, leave_sha_, sweep_sha_;
+
+    static std::string_view script_verb(std::string const& sha) noexcept
+    {
+        return sha.empty() ? "EVAL" : "EVALSHA";
+    }
+
+    static std::string_view script_body(std::string const& sha, char const* script) noexcept
+    {
+        return sha.empty() ? std::string_view(script) : std::string_view(sha);
+    }
     std::mt19937_64 epoch_random_{std::random_device{}()};
     // This server's members of groups with presence: group, connection, info.
     std::map<std::string, std::map<std::uint64_t, std::string>> local_presence_;
     std::multimap<std::string, pending_join> waiting_joins_; // by channel
     std::vector<unsent_leave> unsent_leaves_;
+    // Numbered publishes of this server on their way back from Redis, by
+    // this server's number for them.
+    std::map<std::uint64_t, group_message> in_flight_;
+    std::uint64_t last_publish_id_ = 0;
     std::optional<net::steady_timer> heartbeat_;
     bool stopped_ = false;
     std::chrono::steady_clock::time_point down_since_{};

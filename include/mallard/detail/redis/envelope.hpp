@@ -11,7 +11,7 @@
 //              joined or left
 //   bytes 2-9  the publishing server's node id, so it can skip its own echo
 //   bytes 10-  the payload; for 'T' and 'B', "<offset>:<epoch>:<excluded
-//              connection>:" before it (see history_store.hpp); for 'j' and
+//              connection>:<publish id>:" before it (see history_store.hpp); for 'j' and
 //              'l', "<connection id>:<presence info>" of the member, whose
 //              server the node id names (see presence_store.hpp)
 

@@ -38,7 +38,8 @@ namespace mallard::detail {
 
 /// KEYS: meta, stream. ARGV: channel, envelope header, payload, history_size,
 /// history_age in ms (0: none), a new epoch (used when the group has none),
-/// the excluded connection. Returns the offset.
+/// the excluded connection, the publishing server's number for the publish.
+/// Returns the offset.
 inline constexpr char history_publish_script[] = R"lua(
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
@@ -54,7 +55,7 @@ if ARGV[5] ~= '0' then
   local oldest = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ARGV[5])
   if oldest > 0 then redis.call('XTRIM', KEYS[2], 'MINID', '~', oldest) end
 end
-redis.call('PUBLISH', ARGV[1], ARGV[2] .. offset .. ':' .. epoch .. ':' .. ARGV[7] .. ':' .. ARGV[3])
+redis.call('PUBLISH', ARGV[1], ARGV[2] .. offset .. ':' .. epoch .. ':' .. ARGV[7] .. ':' .. ARGV[8] .. ':' .. ARGV[3])
 return offset
 )lua";
 
@@ -100,15 +101,17 @@ inline void append_history_publish(std::string& out, std::string_view verb,
                                    std::string const& group, node_id const& origin, opcode op,
                                    std::string_view payload, std::size_t history_size,
                                    std::chrono::milliseconds history_age,
-                                   std::string_view new_epoch, std::uint64_t excluded)
+                                   std::string_view new_epoch, std::uint64_t excluded,
+                                   std::uint64_t publish_id)
 {
     auto const size = std::to_string(history_size);
     auto const age = std::to_string(history_age.count());
     auto const skip = std::to_string(excluded);
+    auto const id = std::to_string(publish_id);
     auto const header = numbered_header(origin, op);
     append_redis_command(out, {verb, script, "2", history_meta_key(prefix, group),
                                history_stream_key(prefix, group), channel, header, payload, size,
-                               age, new_epoch, skip});
+                               age, new_epoch, skip, id});
 }
 
 /// The read script (as append_history_publish).
@@ -129,25 +132,36 @@ bool parse_number(std::string_view text, Number& out) noexcept
 }
 
 /// A numbered message as it comes on a channel, after the envelope header:
-/// "<offset>:<epoch>:<excluded>:<payload>".
+/// "<offset>:<epoch>:<excluded>:<publish id>:<payload>".
 struct numbered_message {
     std::uint64_t offset = 0;
     std::string_view epoch;
     std::uint64_t excluded = 0;
+    /// The publishing server's own number for it (see redis_backplane).
+    std::uint64_t publish_id = 0;
     std::string_view payload;
 };
 
 inline std::optional<numbered_message> open_numbered(std::string_view body)
 {
+    std::size_t colons[4];
+    std::size_t from = 0;
+    for (auto& at : colons) {
+        at = body.find(':', from);
+        if (at == std::string_view::npos)
+            return std::nullopt;
+        from = at + 1;
+    }
     numbered_message m;
-    auto const first = body.find(':');
-    auto const second = first == std::string_view::npos ? first : body.find(':', first + 1);
-    auto const third = second == std::string_view::npos ? second : body.find(':', second + 1);
-    if (third == std::string_view::npos || !parse_number(body.substr(0, first), m.offset) ||
-        !parse_number(body.substr(second + 1, third - second - 1), m.excluded) || m.offset == 0)
+    auto const field = [&](int i) {
+        auto const begin = i == 0 ? 0 : colons[i - 1] + 1;
+        return body.substr(begin, colons[i] - begin);
+    };
+    if (!parse_number(field(0), m.offset) || m.offset == 0 || !parse_number(field(2), m.excluded) ||
+        !parse_number(field(3), m.publish_id))
         return std::nullopt;
-    m.epoch = body.substr(first + 1, second - first - 1);
-    m.payload = body.substr(third + 1);
+    m.epoch = field(1);
+    m.payload = body.substr(colons[3] + 1);
     return m;
 }
 
