@@ -140,12 +140,7 @@ public:
                 return self->channel_of(entry.second.group) == channel;
             });
             // Joins still waiting for it were left: nobody waits for them.
-            auto [first, last] = self->waiting_reads_.equal_range(channel);
-            std::vector<history_read> gone;
-            for (auto it = first; it != last; ++it)
-                gone.push_back(std::move(it->second));
-            self->waiting_reads_.erase(first, last);
-            for (auto& read : gone)
+            for (auto& read : take_waiting(self->waiting_reads_, channel))
                 read.done({});
         });
     }
@@ -404,12 +399,7 @@ private:
     {
         if (!subscribed(channel))
             return;
-        auto [first, last] = waiting_joins_.equal_range(channel);
-        std::vector<pending_join> ready;
-        for (auto it = first; it != last; ++it)
-            ready.push_back(std::move(it->second));
-        waiting_joins_.erase(first, last);
-        for (auto& join : ready)
+        for (auto& join : take_waiting(waiting_joins_, channel))
             start_presence_join(join.group, join.connection, join.answer);
     }
 
@@ -571,12 +561,7 @@ private:
         joins_may_go(channel);
         if (!subscribed(channel))
             return;
-        auto [first, last] = waiting_reads_.equal_range(channel);
-        std::vector<history_read> ready;
-        for (auto it = first; it != last; ++it)
-            ready.push_back(std::move(it->second));
-        waiting_reads_.erase(first, last);
-        for (auto& read : ready)
+        for (auto& read : take_waiting(waiting_reads_, channel))
             start_read(std::move(read));
     }
 
@@ -938,6 +923,20 @@ private:
     std::multimap<std::string, history_read> waiting_reads_; // by channel
     // The scripts, once loaded (until then they go whole, with EVAL).
     std::string publish_sha_, read_sha_, join_sha_, leave_sha_, sweep_sha_;
+
+    // Takes out what waits on `channel`, so that going on with it may queue
+    // it again.
+    template <class Waiting>
+    static std::vector<Waiting> take_waiting(std::multimap<std::string, Waiting>& waiting,
+                                             std::string const& channel)
+    {
+        auto [first, last] = waiting.equal_range(channel);
+        std::vector<Waiting> taken;
+        for (auto it = first; it != last; ++it)
+            taken.push_back(std::move(it->second));
+        waiting.erase(first, last);
+        return taken;
+    }
 
     static std::string_view script_verb(std::string const& sha) noexcept
     {
