@@ -76,13 +76,13 @@ public:
         if (address.is_v4()) {
             for (auto const& network : v4_)
                 if (net::ip::network_v4(address.to_v4(), 32).is_subnet_of(network) ||
-                    network.network() == address.to_v4() && network.prefix_length() == 32)
+                    (network.network() == address.to_v4() && network.prefix_length() == 32))
                     return true;
             return false;
         }
         for (auto const& network : v6_)
             if (net::ip::network_v6(address.to_v6(), 128).is_subnet_of(network) ||
-                network.network() == address.to_v6() && network.prefix_length() == 128)
+                (network.network() == address.to_v6() && network.prefix_length() == 128))
                 return true;
         return false;
     }
