@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: BSL-1.0
+/// @file
+/// The interface that carries group messages, histories and presence between processes.
 #ifndef MALLARD_BACKPLANE_HPP
 #define MALLARD_BACKPLANE_HPP
 
@@ -33,25 +35,30 @@ struct group_message {
     /// itself, when it asked to be excluded); 0 for none.
     std::uint64_t excluded_connection = 0;
 
-    /// For a group with history whose history the backplane keeps
-    /// (`backplane::keeps_history()`): on `publish`, how many messages it
-    /// keeps (> 0) and for how long (0: no age bound); on `deliver`, the
-    /// message's offset and the history's epoch, which the backplane
-    /// assigned. Zero and empty otherwise.
+    // The next four are set for a group with a history that the backplane
+    // keeps (`backplane::keeps_history()`), and zero or empty otherwise.
+
+    /// On `publish`: how many messages the group's history keeps (> 0).
     std::size_t history_size = 0;
+    /// On `publish`: how long the history keeps a message; 0 for no age bound.
     std::chrono::milliseconds history_age{0};
+    /// On `deliver`: the message's offset, which the backplane assigned.
     std::uint64_t offset = 0;
+    /// On `deliver`: the epoch of the history the message went into.
     std::string epoch{};
 };
 
 /// What a server asks of a backplane that keeps histories, for a member
 /// joining a group from a position.
 struct history_request {
+    /// The group's name.
     std::string group;
     /// Where the member's client stands; `since{}` for nowhere.
     since from{};
-    /// The group's policy: how many messages it keeps, and for how long.
+    /// The group's policy: how many messages its history keeps.
     std::size_t history_size = 0;
+    /// The group's policy: how long its history keeps a message; 0 for no
+    /// age bound.
     std::chrono::milliseconds history_age{0};
     /// For a member joining: the read waits until this server receives the
     /// group's new messages. False for a look at the history only.

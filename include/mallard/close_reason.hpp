@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: BSL-1.0
+/// @file
+/// Close codes (RFC 6455 section 7.4) and the reason a connection closed.
 #ifndef MALLARD_CLOSE_REASON_HPP
 #define MALLARD_CLOSE_REASON_HPP
 

@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: BSL-1.0
+/// @file
+/// A handle to one open connection, for sending to it from any thread.
 #ifndef MALLARD_CONNECTION_HPP
 #define MALLARD_CONNECTION_HPP
 

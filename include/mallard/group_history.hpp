@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: BSL-1.0
+/// @file
+/// What a group with a history remembers, and how a joining member asks for it.
 #ifndef MALLARD_GROUP_HISTORY_HPP
 #define MALLARD_GROUP_HISTORY_HPP
 
@@ -57,7 +59,10 @@ struct history_entry {
 /// A group's history as it is now: its position and the messages it keeps,
 /// oldest first.
 struct group_history {
+    /// The offset of its newest message and its epoch.
     history_position position{};
+    /// The messages it keeps, oldest first: at most the policy's
+    /// `history_size`, none older than its `history_age`.
     std::vector<history_entry> messages{};
 };
 

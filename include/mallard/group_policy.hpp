@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: BSL-1.0
+/// @file
+/// Per-group policies: history, message format and presence, chosen by group name.
 #ifndef MALLARD_GROUP_POLICY_HPP
 #define MALLARD_GROUP_POLICY_HPP
 

@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: BSL-1.0
+/// @file
+/// JSON values as messages (Boost.JSON; CMake target mallard::json).
 #ifndef MALLARD_JSON_HPP
 #define MALLARD_JSON_HPP
 

@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: BSL-1.0
+/// @file
+/// Where the server writes its log lines, and how much.
 #ifndef MALLARD_LOGGER_HPP
 #define MALLARD_LOGGER_HPP
 
@@ -11,7 +13,14 @@
 namespace mallard {
 
 /// Severity of a log record, in syslog order.
-enum class log_level { debug, info, notice, warning, error, off };
+enum class log_level {
+    debug,   ///< per-message detail, for development
+    info,    ///< each connection's upgrade and close
+    notice,  ///< refused upgrades and other events an operator may want to see
+    warning, ///< something went wrong for one connection or one part
+    error,   ///< something went wrong for the server
+    off,     ///< nothing (as a threshold only)
+};
 
 /// What a log record is about.
 enum class log_category {
@@ -49,6 +58,7 @@ constexpr std::string_view to_string(log_level level) noexcept
     @endcode
 */
 struct logger {
+    /// What receives each record: its level, its category and the line.
     using sink_type = std::function<void(log_level, log_category, std::string_view)>;
 
     /// Records below this level are discarded. Default `warning`: a quiet

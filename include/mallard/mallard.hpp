@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: BSL-1.0
+/// @file
+/// Everything a program needs to serve WebSocket views over ws://.
 #ifndef MALLARD_MALLARD_HPP
 #define MALLARD_MALLARD_HPP
 

@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: BSL-1.0
+/// @file
+/// The kinds of WebSocket data message.
 #ifndef MALLARD_OPCODE_HPP
 #define MALLARD_OPCODE_HPP
 

@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: BSL-1.0
+/// @file
+/// The server's options and each route's: limits, timeouts, policies.
 #ifndef MALLARD_OPTIONS_HPP
 #define MALLARD_OPTIONS_HPP
 
@@ -217,15 +219,25 @@ struct server_options {
     the same name, which in turn defaults to `websocket_view`'s.
 */
 struct route_options {
+    /// Replaces `websocket_view::receive_timeout`.
     std::optional<std::chrono::milliseconds> receive_timeout{};
+    /// Replaces `websocket_view::max_frame_size`.
     std::optional<std::size_t> max_frame_size{};
+    /// Replaces `websocket_view::max_message_size`.
     std::optional<std::size_t> max_message_size{};
+    /// Replaces `websocket_view::max_send_queue_bytes`.
     std::optional<std::size_t> max_send_queue_bytes{};
+    /// Replaces `websocket_view::send_queue_high_water`.
     std::optional<std::size_t> send_queue_high_water{};
+    /// Replaces `websocket_view::ping_interval`.
     std::optional<std::chrono::milliseconds> ping_interval{};
+    /// Replaces `websocket_view::slow_consumer`.
     std::optional<slow_consumer_policy> slow_consumer{};
+    /// Replaces `websocket_view::send_timeout`.
     std::optional<std::chrono::milliseconds> send_timeout{};
+    /// Replaces `websocket_view::permessage_deflate`.
     std::optional<bool> permessage_deflate{};
+    /// Replaces `websocket_view::compression_threshold`.
     std::optional<std::size_t> compression_threshold{};
     /// How fast each client may send; replaces the view's `receive_rate`.
     std::optional<rate_limit> receive_rate{};

@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: BSL-1.0
+/// @file
+/// Who is in a group: the members, and the changes members are told of.
 #ifndef MALLARD_PRESENCE_HPP
 #define MALLARD_PRESENCE_HPP
 
@@ -26,9 +28,14 @@ struct presence_member {
 
 /// A member joined or left a group with presence.
 struct presence_change {
-    enum class kind { joined, left };
+    /// Which of the two happened.
+    enum class kind {
+        joined, ///< the member joined the group
+        left,   ///< the member left it, or its connection or its server ended
+    };
     /// The group's name.
     std::string_view group{};
+    /// Whether the member joined or left.
     kind what = kind::joined;
     /// Who joined or left.
     presence_member const& member;

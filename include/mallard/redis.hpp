@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: BSL-1.0
+/// @file
+/// Groups across processes through Redis (CMake target mallard::redis).
 #ifndef MALLARD_REDIS_HPP
 #define MALLARD_REDIS_HPP
 

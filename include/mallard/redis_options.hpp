@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: BSL-1.0
+/// @file
+/// How the Redis backplane connects and recovers.
 #ifndef MALLARD_REDIS_OPTIONS_HPP
 #define MALLARD_REDIS_OPTIONS_HPP
 
@@ -42,6 +44,7 @@ struct redis_options {
     /// First wait before reconnecting after a failure; doubles on each
     /// failure in a row, up to `reconnect_max`.
     std::chrono::milliseconds reconnect_min{100};
+    /// The longest wait between reconnection attempts.
     std::chrono::milliseconds reconnect_max{2000};
     /// Each link sends a PING this often; Redis answers every command in
     /// order, so a link that has heard nothing since its PING for
@@ -50,6 +53,8 @@ struct redis_options {
     /// logged, cut and reconnected, and its waiting publishes are dropped
     /// like those of any broken link.
     std::chrono::milliseconds ping_interval{1000};
+    /// How long a link may hear nothing after its PING before it is cut;
+    /// see `ping_interval`.
     std::chrono::milliseconds ping_timeout{3000};
     /// For groups with presence: each server renews a key saying it is alive
     /// this often (it expires after three times as long) and clears, from

@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: BSL-1.0
+/// @file
+/// The HTTP upgrade request a view is opened with.
 #ifndef MALLARD_REQUEST_HPP
 #define MALLARD_REQUEST_HPP
 
@@ -35,7 +37,10 @@ namespace mallard {
 */
 class request {
 public:
+    /// Path parameters by name, decoded.
     using param_map = std::map<std::string, std::string, std::less<>>;
+    /// Query parameters in the order of the URL, names and values decoded; a
+    /// name may come more than once.
     using query_list = std::vector<std::pair<std::string, std::string>>;
 
     request() = default;

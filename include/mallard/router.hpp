@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: BSL-1.0
+/// @file
+/// URL paths mapped to view factories.
 #ifndef MALLARD_ROUTER_HPP
 #define MALLARD_ROUTER_HPP
 
@@ -34,6 +36,7 @@ struct route_access;
 */
 class route {
 public:
+    /// Makes a new view for each accepted upgrade.
     using factory_type = std::function<std::unique_ptr<websocket_view>()>;
 
     /// The pattern as written, e.g. "/ws/chat/<room>".
@@ -247,6 +250,7 @@ public:
         return nullptr;
     }
 
+    /// The routes, in the order they were given (the order they are matched in).
     std::vector<route> const& routes() const noexcept { return routes_; }
 
 private:

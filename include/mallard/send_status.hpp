@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: BSL-1.0
+/// @file
+/// What became of a message handed to a send queue.
 #ifndef MALLARD_SEND_STATUS_HPP
 #define MALLARD_SEND_STATUS_HPP
 

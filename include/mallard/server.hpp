@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: BSL-1.0
+/// @file
+/// The server: listens, runs the event loops, serves the router's views.
 #ifndef MALLARD_SERVER_HPP
 #define MALLARD_SERVER_HPP
 

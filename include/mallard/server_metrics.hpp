@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: BSL-1.0
+/// @file
+/// The server's counters and gauges, as numbers and as Prometheus text.
 #ifndef MALLARD_SERVER_METRICS_HPP
 #define MALLARD_SERVER_METRICS_HPP
 
@@ -82,7 +84,9 @@ struct route_metrics {
         /// The close code, as `on_close` saw it; 0 for a code outside
         /// 1000-1015, 3000-3015 and 4000-4015, which are counted one by one.
         std::uint16_t code = 0;
+        /// Why the connection ended (who closed it, or what failed).
         close_cause cause = close_cause::network_error;
+        /// How many connections ended with this code and cause.
         std::uint64_t count = 0;
     };
     /// Ended connections by close code and cause; only pairs that happened.
@@ -103,10 +107,10 @@ struct backplane_metrics {
 /// The process's own figures, as Prometheus clients export them (Linux;
 /// zero elsewhere).
 struct process_metrics {
-    std::uint64_t resident_memory_bytes = 0;
-    std::uint64_t virtual_memory_bytes = 0;
-    std::uint64_t open_fds = 0;
-    std::uint64_t max_fds = 0;
+    std::uint64_t resident_memory_bytes = 0; ///< resident set size, in bytes
+    std::uint64_t virtual_memory_bytes = 0;  ///< virtual memory size, in bytes
+    std::uint64_t open_fds = 0;              ///< file descriptors open now
+    std::uint64_t max_fds = 0;               ///< the limit on open file descriptors
     double cpu_seconds = 0;        ///< user and system
     double start_time_seconds = 0; ///< since the Unix epoch
 };
@@ -128,20 +132,26 @@ struct server_metrics {
     std::uint64_t handshakes = 0;
     /// Whether the server has begun to drain or stop.
     bool draining = false;
-    /// Upgrades refused because `max_connections` (503) or
-    /// `max_connections_per_address` (429) was reached.
+    /// Upgrades refused with 503 because `max_connections` was reached.
     std::uint64_t refused_max_connections = 0;
+    /// Upgrades refused with 429 because `max_connections_per_address` was
+    /// reached.
     std::uint64_t refused_max_connections_per_address = 0;
     /// Publishes made with `server::publish` (views' publishes are counted
     /// per route).
     std::uint64_t server_publishes = 0;
-    /// Groups with a member on this server, and their memberships.
+    /// Groups with a member on this server.
     std::uint64_t groups = 0;
+    /// Memberships of those groups on this server (a connection in two
+    /// groups counts twice).
     std::uint64_t group_members = 0;
-    /// See `server_stats::memory_held` and `connections_paused`.
+    /// See `server_stats::memory_held`.
     std::uint64_t memory_held = 0;
+    /// See `server_stats::connections_paused`.
     std::uint64_t connections_paused = 0;
+    /// The backplane's figures (all zero for the in-process one).
     backplane_metrics backplane;
+    /// The process's figures.
     process_metrics process;
 };
 

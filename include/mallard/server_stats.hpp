@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: BSL-1.0
+/// @file
+/// A short summary of the server's counters.
 #ifndef MALLARD_SERVER_STATS_HPP
 #define MALLARD_SERVER_STATS_HPP
 

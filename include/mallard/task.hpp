@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: BSL-1.0
+/// @file
+/// The coroutine type of view callbacks.
 #ifndef MALLARD_TASK_HPP
 #define MALLARD_TASK_HPP
 

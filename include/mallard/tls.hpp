@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: BSL-1.0
+/// @file
+/// wss://: the server on TLS (OpenSSL; CMake target mallard::tls).
 #ifndef MALLARD_TLS_HPP
 #define MALLARD_TLS_HPP
 

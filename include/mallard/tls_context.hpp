@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: BSL-1.0
+/// @file
+/// The certificate, key and settings of a TLS server.
 #ifndef MALLARD_TLS_CONTEXT_HPP
 #define MALLARD_TLS_CONTEXT_HPP
 
@@ -21,8 +23,11 @@ public:
     virtual ~tls_context() = default;
 
 protected:
+    /// Made by `load_tls` only.
     tls_context() = default;
+    /// Copied by the implementation only.
     tls_context(tls_context const&) = default;
+    /// Assigned by the implementation only.
     tls_context& operator=(tls_context const&) = default;
 };
 

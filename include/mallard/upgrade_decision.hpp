@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: BSL-1.0
+/// @file
+/// A view's answer to an upgrade request: accept, with headers, or refuse.
 #ifndef MALLARD_UPGRADE_DECISION_HPP
 #define MALLARD_UPGRADE_DECISION_HPP
 
@@ -60,6 +62,8 @@ public:
         headers_.insert(name, value);
         return *this;
     }
+    /// Adds a header to a temporary decision, as in
+    /// `return upgrade_decision::accept().header(...)`.
     upgrade_decision&& header(http::field name, std::string_view value) &&
     {
         return std::move(header(name, value));
@@ -70,6 +74,7 @@ public:
         headers_.insert(name, value);
         return *this;
     }
+    /// Adds a header by name to a temporary decision.
     upgrade_decision&& header(std::string_view name, std::string_view value) &&
     {
         return std::move(header(name, value));

@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: BSL-1.0
+/// @file
+/// The base class of WebSocket views.
 #ifndef MALLARD_WEBSOCKET_VIEW_HPP
 #define MALLARD_WEBSOCKET_VIEW_HPP
 
