@@ -2,7 +2,8 @@
 #ifndef MALLARD_SRC_TLS_HPP
 #define MALLARD_SRC_TLS_HPP
 
-/*  The compiled part of <mallard/tls.hpp> (wss://, OpenSSL), for separate
+/*  The compiled part of <mallard/tls.hpp> (wss://, OpenSSL) and of
+    <mallard/testing/tls_client.hpp>, for separate
     compilation: include it in one translation unit beside <mallard/src.hpp>
     (the CMake target mallard::compiled_tls does so for you).
 */
@@ -14,6 +15,7 @@
 #endif
 
 #include <mallard/impl/tls.ipp>
+#include <mallard/testing/impl/tls_client.ipp>
 
 // The session on a TLS stream, in full: no other translation unit
 // instantiates it.

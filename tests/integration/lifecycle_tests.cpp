@@ -712,9 +712,13 @@ TEST_CASE("Keep-alive pings reach the client, and its pongs keep the connection 
     mallard::testing::client c{srv.port(), "/ws/probe"};
     int pings = 0;
     c.on_ping([&](std::string_view) { ++pings; });
-    // No message comes: the read answers pings until its deadline passes.
+    // No message comes: the read answers pings until its deadline passes,
+    // three times the receive timeout.
     CHECK_THROWS_WITH(c.receive(600ms), Contains("nothing arrived"));
     CHECK(pings >= 3);
+    for (auto const& event : p.events())
+        CHECK_FALSE(event.starts_with("close:")); // the pongs kept it open
+    c.drop();
     auto const closed = p.wait_for_prefix("close:");
     REQUIRE(closed);
     CHECK(*closed == "close:network error:1006"); // ended by the client, not by the timeout

@@ -2,8 +2,10 @@
 // Before the 101: the view's upgrade decision, subprotocol negotiation, and
 // wss:// (TLS beside plain, and every certificate setup error).
 
+#include "certificates.hpp"
 #include "support.hpp"
 
+#include <mallard/testing/tls_client.hpp>
 #include <mallard/tls.hpp>
 
 #include <catch2/catch.hpp>
@@ -27,6 +29,7 @@
 using namespace std::chrono_literals;
 using Catch::Matchers::Contains;
 using test::probe;
+using test::test_certificates;
 
 namespace {
 
@@ -176,9 +179,12 @@ TEST_CASE("The server picks the first of its subprotocols that the client offers
     test::running_server srv(test::test_options(log), versioned_routes());
 
     // Our preference wins over the client's order; several header lines count.
-    auto reply = handshake_reply(srv.port(), "/ws/chat", "chat.v1, chat.v2");
-    CHECK(reply.starts_with("HTTP/1.1 101"));
-    CHECK_THAT(reply, Contains("Sec-WebSocket-Protocol: chat.v2\r\n"));
+    {
+        mallard::testing::client preferred{srv.port(), "/ws/chat",
+                                           {.subprotocols = {"chat.v1", "chat.v2"}}};
+        CHECK(preferred.subprotocol() == "chat.v2");
+        REQUIRE(preferred.receive()->data == "agreed:chat.v2");
+    }
     {
         test::raw_connection raw(srv.port());
         raw.write(test::upgrade_request("/ws/chat", "Sec-WebSocket-Protocol: other\r\n"
@@ -186,17 +192,20 @@ TEST_CASE("The server picks the first of its subprotocols that the client offers
         CHECK_THAT(raw.read_until("\r\n\r\n"), Contains("Sec-WebSocket-Protocol: chat.v1\r\n"));
     }
     // No overlap, and no offer: accepted without the header, the view sees none.
-    reply = handshake_reply(srv.port(), "/ws/chat", "other, CHAT.V2");
+    auto const reply = handshake_reply(srv.port(), "/ws/chat", "other, CHAT.V2");
     CHECK(reply.starts_with("HTTP/1.1 101"));
     CHECK(reply.find("Sec-WebSocket-Protocol") == std::string::npos);
+    mallard::testing::client other{srv.port(), "/ws/chat", {.subprotocols = {"other", "CHAT.V2"}}};
+    CHECK(other.subprotocol().empty());
+    REQUIRE(other.receive()->data == "agreed:");
     mallard::testing::client plain{srv.port(), "/ws/chat"};
     auto agreed = plain.receive();
     REQUIRE(agreed);
     CHECK(agreed->data == "agreed:");
 
     // A route's own list replaces the view's.
-    CHECK_THAT(handshake_reply(srv.port(), "/ws/custom", "chat.v2, x.v9"),
-               Contains("Sec-WebSocket-Protocol: x.v9\r\n"));
+    mallard::testing::client custom{srv.port(), "/ws/custom", {.subprotocols = {"chat.v2", "x.v9"}}};
+    CHECK(custom.subprotocol() == "x.v9");
 }
 
 TEST_CASE("A route that requires a subprotocol refuses clients without a common one", "[upgrade]")
@@ -211,8 +220,12 @@ TEST_CASE("A route that requires a subprotocol refuses clients without a common 
         CHECK(reply.starts_with("HTTP/1.1 400"));
         CHECK_THAT(body_of(reply), Contains("chat.v2, chat.v1"));
     }
-    CHECK_THAT(handshake_reply(srv.port(), "/ws/strict", "chat.v1"),
-               Contains("Sec-WebSocket-Protocol: chat.v1\r\n"));
+    mallard::testing::client strict{srv.port(), "/ws/strict", {.subprotocols = {"chat.v1"}}};
+    CHECK(strict.subprotocol() == "chat.v1");
+    CHECK_THROWS_MATCHES(mallard::testing::client(srv.port(), "/ws/strict"),
+                         mallard::testing::upgrade_refused,
+                         Catch::Predicate<mallard::testing::upgrade_refused>(
+                             [](auto const& e) { return e.status() == 400; }, "status 400"));
 }
 
 TEST_CASE("Subprotocol setup errors name the route and the fix", "[upgrade][setup]")
@@ -229,48 +242,6 @@ TEST_CASE("Subprotocol setup errors name the route and the fix", "[upgrade][setu
 // --- wss:// -------------------------------------------------------------------
 
 namespace {
-
-/// A self-signed certificate for 127.0.0.1 and its key, plus an unrelated
-/// key, made with the openssl command in a folder removed afterwards.
-class test_certificates {
-public:
-    test_certificates()
-    {
-        std::string pattern = (std::filesystem::temp_directory_path() / "mallard-tls-XXXXXX");
-        if (!mkdtemp(pattern.data()))
-            throw std::runtime_error("cannot make a temporary folder");
-        dir_ = pattern;
-        auto make = [&](std::string const& key, std::string const& cert) {
-            auto const command = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
-                                 "-nodes -days 2 -subj /CN=127.0.0.1 -addext "
-                                 "subjectAltName=IP:127.0.0.1 -keyout " +
-                                 path(key) + " -out " + path(cert) + " 2>/dev/null";
-            if (std::system(command.c_str()) != 0)
-                throw std::runtime_error("the openssl command failed: " + command);
-        };
-        make("key.pem", "cert.pem");
-        make("other_key.pem", "other_cert.pem");
-    }
-    test_certificates(test_certificates const&) = delete;
-    ~test_certificates()
-    {
-        std::error_code ignored;
-        std::filesystem::remove_all(dir_, ignored);
-    }
-
-    std::string path(std::string const& name) const { return (dir_ / name).string(); }
-
-    std::string read(std::string const& name) const
-    {
-        std::ifstream in(path(name));
-        std::ostringstream text;
-        text << in.rdbuf();
-        return text.str();
-    }
-
-private:
-    std::filesystem::path dir_;
-};
 
 /// GET `target` over TLS on `port` (certificate not checked); the whole answer.
 std::string https_get(unsigned short port, std::string const& target)
@@ -312,6 +283,12 @@ TEST_CASE("One server serves wss:// and ws:// on two ports", "[tls]")
 
     mallard::testing::client plain{srv.get().plain_port(), "/ws/guarded?token=good"};
     auto greeting = plain.receive();
+    REQUIRE(greeting);
+    CHECK(greeting->data == "hello alice");
+    mallard::testing::tls_client secure_ws{srv.port(), "/ws/guarded?token=good",
+                                           {.certificate_file = certs.path("cert.pem")}};
+    CHECK(secure_ws.response_header("Set-Cookie") == "session=abc");
+    greeting = secure_ws.receive();
     REQUIRE(greeting);
     CHECK(greeting->data == "hello alice");
 
