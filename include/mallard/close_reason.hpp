@@ -89,6 +89,7 @@ enum class close_cause {
                       ///< with the `close` action; closed with 1008
     expired,          ///< the expiry set with `expire_at` passed; closed with 3000
     max_lifetime,     ///< the route's `max_lifetime` was reached; closed with 3008
+    pong_timeout,     ///< a ping went unanswered for `pong_timeout`; closed with 1001
 };
 
 /// A short lower-case name for `cause`, for logs.
@@ -110,6 +111,7 @@ constexpr std::string_view to_string(close_cause cause) noexcept
     case close_cause::rate_limit: return "rate limit";
     case close_cause::expired: return "expired";
     case close_cause::max_lifetime: return "max lifetime";
+    case close_cause::pong_timeout: return "pong timeout";
     }
     return "unknown";
 }

@@ -231,6 +231,8 @@ struct route_options {
     std::optional<std::size_t> send_queue_high_water{};
     /// Replaces `websocket_view::ping_interval`.
     std::optional<std::chrono::milliseconds> ping_interval{};
+    /// Replaces `websocket_view::pong_timeout`.
+    std::optional<std::chrono::milliseconds> pong_timeout{};
     /// Replaces `websocket_view::slow_consumer`.
     std::optional<slow_consumer_policy> slow_consumer{};
     /// Replaces `websocket_view::send_timeout`.
@@ -295,6 +297,9 @@ struct connection_limits {
     std::chrono::milliseconds max_lifetime;
     /// `on_expiring` runs this long before the time set by `expire_at`.
     std::chrono::milliseconds expiry_notice;
+    /// Close with 1001 "pong timeout" when a ping goes unanswered this long;
+    /// zero never.
+    std::chrono::milliseconds pong_timeout;
 };
 
 namespace detail {
@@ -325,6 +330,7 @@ connection_limits resolve_limits(route_options const& route, std::string const& 
         route.receive_rate.value_or(View::receive_rate),
         route.max_lifetime.value_or(ceil<milliseconds>(View::max_lifetime)),
         route.expiry_notice.value_or(ceil<milliseconds>(View::expiry_notice)),
+        route.pong_timeout.value_or(ceil<milliseconds>(View::pong_timeout)),
     };
     if (limits.max_message_size == 0)
         limits.max_message_size = limits.max_frame_size;
@@ -350,6 +356,11 @@ connection_limits resolve_limits(route_options const& route, std::string const& 
         throw_bad_option(where, "max_lifetime", "must not be negative (0: no limit)");
     if (limits.expiry_notice.count() < 0)
         throw_bad_option(where, "expiry_notice", "must not be negative");
+    if (limits.pong_timeout.count() < 0)
+        throw_bad_option(where, "pong_timeout", "must not be negative (0 turns it off)");
+    if (limits.pong_timeout.count() > 0 && limits.ping_interval.count() == 0)
+        throw_bad_option(where, "pong_timeout",
+                         "needs pings to time: set ping_interval too (or pong_timeout to 0)");
     auto& rate = limits.receive_rate;
     if (!(rate.messages_per_second >= 0) || !(rate.bytes_per_second >= 0) ||
         !(rate.message_burst >= 0) || !(rate.byte_burst >= 0))

@@ -12,6 +12,7 @@
 #include <mallard/router.hpp>
 #include <mallard/server_metrics.hpp>
 #include <mallard/server_stats.hpp>
+#include <mallard/task.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -77,6 +78,30 @@ public:
     */
     MALLARD_DECL std::size_t publish(std::string const& group, std::string message,
                                      opcode op = opcode::text);
+
+    /** Runs `t` on one of the server's event loops (each call the next
+        loop, in turn) until it finishes or the server stops: at `stop()` it
+        is cancelled (its pending `co_await` throws `operation_aborted`), and
+        a task spawned after that never starts. For work that belongs to the
+        server rather than to one connection, such as a game's tick or a
+        feed that publishes to a group (`websocket_view::spawn` is scoped to
+        its connection). Any thread; before `run()` too, when it starts with
+        the loops. An exception escaping the task is logged; the server goes
+        on. Like a view's callbacks, a task must not block its loop.
+
+        @par Example
+        @code
+        srv.spawn([](mallard::server& s) -> mallard::task<> {
+            boost::asio::steady_timer tick(co_await boost::asio::this_coro::executor);
+            for (;;) {
+                tick.expires_after(std::chrono::milliseconds{50});
+                co_await tick.async_wait(boost::asio::use_awaitable);
+                s.publish("room:1", "tick");
+            }
+        }(srv));
+        @endcode
+    */
+    MALLARD_DECL void spawn(task<> t);
 
     /// The number of members of `group` on this server; any thread.
     MALLARD_DECL std::size_t group_size(std::string const& group) const;

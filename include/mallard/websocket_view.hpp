@@ -95,6 +95,13 @@ public:
     /// Send a ping this often; 0 (the default) never. Turn it on to keep
     /// idle connections alive through proxies that drop quiet sockets.
     static constexpr std::chrono::seconds ping_interval{0};
+    /// Close with 1001 "pong timeout" when a ping goes unanswered this long:
+    /// the client is gone without a FIN or RST (a device off the network, a
+    /// laptop asleep), which TCP would notice only after minutes. Its send
+    /// queue is dropped, and it gets as long again to answer the close frame
+    /// before the connection is cut. Needs `ping_interval`; 0 (the default)
+    /// never. Any pong answers; data from the client does not.
+    static constexpr std::chrono::seconds pong_timeout{0};
     /// What happens when the send queue passes its bound. Default: close with 1008.
     static constexpr slow_consumer_policy slow_consumer = slow_consumer_policy::close;
     /// Close with 1008 when what is queued for this client makes no progress

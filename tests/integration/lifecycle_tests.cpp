@@ -6,6 +6,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -722,6 +724,41 @@ TEST_CASE("Keep-alive pings reach the client, and its pongs keep the connection 
     auto const closed = p.wait_for_prefix("close:");
     REQUIRE(closed);
     CHECK(*closed == "close:network error:1006"); // ended by the client, not by the timeout
+}
+
+TEST_CASE("A client that leaves a ping unanswered for pong_timeout is closed, one that answers "
+          "is not",
+          "[limits][pong]")
+{
+    probe p;
+    test::log_capture log;
+    test::running_server srv(test::test_options(log),
+                             probe_routes(p, {.receive_timeout = 30s,
+                                              .ping_interval = 100ms,
+                                              .pong_timeout = 300ms}));
+    // This one upgrades, then reads nothing and answers nothing: a device
+    // gone without a FIN, its socket still open here.
+    test::raw_connection silent(srv.port());
+    silent.write(test::upgrade_request("/ws/probe"));
+    REQUIRE(silent.read_until("\r\n\r\n").starts_with("HTTP/1.1 101"));
+    auto const started = std::chrono::steady_clock::now();
+    auto const closed = p.wait_for_prefix("close:", 5s);
+    auto const took = std::chrono::steady_clock::now() - started;
+    REQUIRE(closed);
+    CHECK(*closed == "close:pong timeout:1001:pong timeout");
+    // The first ping at 100 ms, its deadline 300 ms later, as long again for
+    // the close frame: well within 2 s even on a loaded machine.
+    CHECK(took >= 350ms);
+    CHECK(took < 2s);
+
+    // This one answers every ping (its reads do): open after ten intervals.
+    mallard::testing::client answering{srv.port(), "/ws/probe"};
+    CHECK_THROWS_WITH(answering.receive(1s), Contains("nothing arrived"));
+    CHECK(answering.is_open());
+    auto const events = p.events();
+    CHECK(std::count_if(events.begin(), events.end(),
+                        [](auto const& e) { return e.starts_with("close:"); }) == 1);
+    answering.close();
 }
 
 TEST_CASE("Server setup errors throw with a message that says what to fix", "[setup]")

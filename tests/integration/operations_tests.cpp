@@ -6,6 +6,11 @@
 
 #include "support.hpp"
 
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <stdexcept>
 #include <string>
 
 namespace {
@@ -407,4 +412,96 @@ TEST_CASE("reuse_port lets two servers listen on one port", "[admin]")
     CHECK_THROWS_AS((mallard::server{options,
                                      mallard::router{mallard::path<mallard::websocket_view>("/a", "a")}}),
                     std::system_error);
+}
+
+// --- server::spawn ------------------------------------------------------------
+
+namespace {
+
+/// Joins the "ticks" group and hears what the server's task publishes there.
+class tick_view : public mallard::websocket_view {
+public:
+    mallard::task<> on_open() override
+    {
+        join("ticks");
+        co_await send_text("joined");
+    }
+};
+
+/// Publishes "tick N" to "ticks" every 10 ms until cancelled.
+mallard::task<> ticker(mallard::server& srv, probe& p)
+{
+    boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor);
+    for (int n = 1;; ++n) {
+        timer.expires_after(10ms);
+        try {
+            co_await timer.async_wait(boost::asio::use_awaitable);
+        } catch (boost::system::system_error const& e) {
+            p.record(std::string("ticker cancelled: ") +
+                     (e.code() == boost::asio::error::operation_aborted ? "aborted" : "other"));
+            throw;
+        }
+        srv.publish("ticks", "tick " + std::to_string(n));
+    }
+}
+
+mallard::task<> failing_task(probe& p)
+{
+    p.record("failing task ran");
+    throw std::runtime_error("the feed went away");
+    co_return;
+}
+
+mallard::task<> recording_task(probe& p, std::string what)
+{
+    p.record(what);
+    co_return;
+}
+
+} // namespace
+
+TEST_CASE("server::spawn runs a task on the server's loops until it stops", "[operations][spawn]")
+{
+    probe p;
+    test::log_capture log;
+    test::running_server srv(test::test_options(log),
+                             mallard::router{mallard::path<tick_view>("/ws/ticks", "ticks")});
+    srv.get().spawn(ticker(srv.get(), p));
+
+    mallard::testing::client c{srv.port(), "/ws/ticks"};
+    REQUIRE(c.receive()->data == "joined");
+    int last = 0;
+    for (int seen = 0; seen < 3; ++seen) { // ticks, each after the one before
+        auto const tick = c.receive();
+        REQUIRE(tick);
+        REQUIRE(tick->data.starts_with("tick "));
+        auto const n = std::stoi(tick->data.substr(5));
+        CHECK(n > last);
+        last = n;
+    }
+
+    // An exception escaping a task is logged; the server and the ticker go on.
+    srv.get().spawn(failing_task(p));
+    CHECK(log.wait_for("a task spawned on the server failed: the feed went away"));
+    CHECK(c.receive());
+    CHECK(c.is_open());
+
+    srv.stop(); // cancels the ticker; run() returns
+    CHECK(p.wait_for("ticker cancelled: aborted"));
+    srv.get().spawn(recording_task(p, "spawned after stop"));
+    for (auto const& event : p.events())
+        CHECK(event != "spawned after stop");
+}
+
+TEST_CASE("server::spawn before run starts the task with the loops", "[operations][spawn]")
+{
+    probe p;
+    test::log_capture log;
+    mallard::server srv(test::test_options(log),
+                        mallard::router{mallard::path<tick_view>("/ws/ticks", "ticks")});
+    srv.spawn(recording_task(p, "started"));
+    std::thread runner([&] { srv.run(); });
+    CHECK(p.wait_for("started"));
+    srv.stop();
+    runner.join();
 }

@@ -140,9 +140,23 @@ public:
     mallard::logger logger(mallard::log_level level = mallard::log_level::info)
     {
         return {level, [this](mallard::log_level, mallard::log_category, std::string_view text) {
-                    std::lock_guard lock(mutex_);
-                    lines_.emplace_back(text);
+                    {
+                        std::lock_guard lock(mutex_);
+                        lines_.emplace_back(text);
+                    }
+                    changed_.notify_all();
                 }};
+    }
+
+    /// Waits until a line contains `text`; whether one did within `timeout`.
+    bool wait_for(std::string const& text, std::chrono::milliseconds timeout = 10s) const
+    {
+        std::unique_lock lock(mutex_);
+        return changed_.wait_for(lock, timeout, [&] {
+            return std::any_of(lines_.begin(), lines_.end(), [&](auto const& line) {
+                return line.find(text) != std::string::npos;
+            });
+        });
     }
 
     bool contains(std::string const& text) const
@@ -154,6 +168,7 @@ public:
 
 private:
     mutable std::mutex mutex_;
+    mutable std::condition_variable changed_;
     std::vector<std::string> lines_;
 };
 

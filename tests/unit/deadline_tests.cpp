@@ -99,6 +99,45 @@ TEST_CASE("Keep-alive pings go out every interval", "[deadlines]")
     CHECK(d.look(t0 + 60ms, in) == deadline_action::none);
 }
 
+TEST_CASE("Pong timeout: a ping unanswered for the timeout closes, a pong in time does not",
+          "[deadlines][pong]")
+{
+    connection_deadlines d({.receive_timeout = 10s, .ping_interval = 200ms, .pong_timeout = 500ms},
+                           t0);
+    deadline_inputs in;
+    CHECK(d.look(t0 + 200ms, in) == deadline_action::ping);
+    CHECK(d.next_look(t0 + 200ms, in) == t0 + 400ms); // the next ping comes first
+    d.activity(t0 + 300ms);
+    d.pong_received();
+    CHECK(d.look(t0 + 400ms, in) == deadline_action::ping); // answered: a new wait
+    CHECK(d.look(t0 + 600ms, in) == deadline_action::ping); // still waiting for the one before
+    CHECK(d.next_look(t0 + 600ms, in) == t0 + 800ms);
+    CHECK(d.look(t0 + 800ms, in) == deadline_action::ping);
+    CHECK(d.next_look(t0 + 800ms, in) == t0 + 900ms); // 400 ms + 500 ms, not pushed back
+    CHECK(d.look(t0 + 899ms, in) == deadline_action::none);
+    in.bytes_read = 100; // data is not a pong
+    CHECK(d.look(t0 + 900ms, in) == deadline_action::pong_timeout);
+    CHECK(d.look(t0 + 901ms, in) == deadline_action::none); // once
+}
+
+TEST_CASE("Pong timeout: off without a timeout, and a pong clears a late look", "[deadlines][pong]")
+{
+    connection_deadlines off({.ping_interval = 100ms}, t0);
+    deadline_inputs in;
+    for (auto at = t0 + 100ms; at < t0 + 2s; at += 100ms)
+        CHECK(off.look(at, in) == deadline_action::ping);
+
+    connection_deadlines d({.ping_interval = 100ms, .pong_timeout = 150ms}, t0);
+    CHECK(d.look(t0 + 100ms, in) == deadline_action::ping);
+    d.pong_received(); // answered just before the deadline's look
+    CHECK(d.look(t0 + 200ms, in) == deadline_action::ping);
+    CHECK(d.next_look(t0 + 200ms, in) == t0 + 300ms);
+    d.pong_received();
+    CHECK(d.look(t0 + 300ms, in) == deadline_action::ping);
+    CHECK(d.look(t0 + 400ms, in) == deadline_action::ping);
+    CHECK(d.look(t0 + 450ms, in) == deadline_action::pong_timeout);
+}
+
 TEST_CASE("Once a close is requested only its deadline counts", "[deadlines]")
 {
     connection_deadlines d({.receive_timeout = 100ms, .ping_interval = 10ms}, t0);

@@ -242,6 +242,16 @@ TEST_CASE("Invalid limits throw at registration, naming the route and the option
     CHECK_THROWS_WITH(mallard::path<plain_view>(
                           "/a", "a", {.max_send_queue_bytes = 10, .send_queue_high_water = 11}),
                       Contains("send_queue_high_water must not exceed max_send_queue_bytes"));
+    CHECK_THROWS_WITH(
+        mallard::path<plain_view>("/a", "a", {.pong_timeout = std::chrono::seconds{5}}),
+        Contains("pong_timeout needs pings to time: set ping_interval"));
+    CHECK_THROWS_WITH(mallard::path<plain_view>("/a", "a",
+                                                {.ping_interval = std::chrono::seconds{5},
+                                                 .pong_timeout = std::chrono::milliseconds{-1}}),
+                      Contains("pong_timeout must not be negative"));
+    auto const ok = mallard::path<plain_view>(
+        "/a", "a", {.ping_interval = std::chrono::seconds{5}, .pong_timeout = std::chrono::seconds{3}});
+    CHECK(ok.limits().pong_timeout == std::chrono::seconds{3});
 }
 
 TEST_CASE("Invalid server options throw, naming the field", "[options][setup]")

@@ -4,7 +4,8 @@
 
 // What a connection's deadlines decide, without I/O: the receive timeout
 // (nothing from the peer), the send timeout (what is queued for the peer
-// makes no progress), the keep-alive ping, the connection's max lifetime and
+// makes no progress), the keep-alive ping and the pong it is owed, the
+// connection's max lifetime and
 // the expiry a view sets (with a notice before it), and, once a close is requested,
 // the deadline by which the close must be done (a client that stopped
 // reading could hold the close frame back forever). The session looks when
@@ -34,6 +35,7 @@ enum class deadline_action {
     send_timeout,    // close with 1008
     receive_timeout, // close with 1001
     ping,
+    pong_timeout,     // a ping went unanswered: close with 1001, briefly
     expiring,         // the expiry is near: tell the view, once
     expired,          // close with 3000
     lifetime_reached, // close with 3008
@@ -49,6 +51,7 @@ public:
         std::chrono::milliseconds ping_interval{0};
         std::chrono::milliseconds max_lifetime{0};
         std::chrono::milliseconds expiry_notice{0}; // before an expiry set with expire_at
+        std::chrono::milliseconds pong_timeout{0};  // after a ping; zero: none
     };
 
     connection_deadlines(intervals limits, clock::time_point now)
@@ -71,6 +74,11 @@ public:
 
     /// The peer did something (a read starts, a control frame arrived).
     void activity(clock::time_point now) noexcept { last_activity_ = now; }
+
+    /// A pong arrived: the ping sent last is answered. Any pong counts (ours
+    /// carry no payload), data frames do not: a peer that sends but never
+    /// answers pings breaks RFC 6455 section 5.5.2.
+    void pong_received() noexcept { pong_due_ = clock::time_point::max(); }
 
     /// The writer started sending while the next look was set without it
     /// (it looks every quarter of the send timeout only while sending):
@@ -95,7 +103,7 @@ public:
         }
         if (limits_.ping_interval.count() != 0)
             wake = std::min(wake, next_ping_);
-        wake = std::min({wake, lifetime_end_, expiry_});
+        wake = std::min({wake, lifetime_end_, expiry_, pong_due_});
         if (!notice_given_ && expiry_ != clock::time_point::max())
             wake = std::min(wake, notice_time());
         return wake;
@@ -117,6 +125,10 @@ public:
             notice_given_ = true;
             return deadline_action::expiring;
         }
+        if (now >= pong_due_) {
+            pong_due_ = clock::time_point::max();
+            return deadline_action::pong_timeout;
+        }
         if (in.in_handler)
             last_activity_ = now;
         if (in.bytes_read != bytes_seen_) {
@@ -134,6 +146,10 @@ public:
             return deadline_action::receive_timeout;
         if (limits_.ping_interval.count() != 0 && now >= next_ping_) {
             next_ping_ = now + limits_.ping_interval;
+            // The first unanswered ping sets the deadline: later ones, sent
+            // while it waits, do not push it back.
+            if (limits_.pong_timeout.count() != 0 && pong_due_ == clock::time_point::max())
+                pong_due_ = now + limits_.pong_timeout;
             return deadline_action::ping;
         }
         return deadline_action::none;
@@ -156,6 +172,7 @@ private:
     clock::time_point lifetime_end_;  // max_lifetime after the start; max() for none
     clock::time_point expiry_ = clock::time_point::max(); // set by expire_at
     bool notice_given_ = false;       // the view was told of expiry_
+    clock::time_point pong_due_ = clock::time_point::max(); // a ping awaits its pong until then
 };
 
 } // namespace mallard::detail

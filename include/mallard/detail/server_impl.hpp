@@ -19,9 +19,12 @@
 #include <mallard/router.hpp>
 #include <mallard/server_metrics.hpp>
 #include <mallard/server_stats.hpp>
+#include <mallard/task.hpp>
 
 #include <boost/url/parse.hpp>
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -36,6 +39,7 @@
 #include <chrono>
 #include <csignal>
 #include <deque>
+#include <list>
 #include <exception>
 #include <future>
 #include <memory>
@@ -74,6 +78,7 @@ public:
                                               state_->options.memory_budget_timeout);
             workers_.back()->start_looking();
         }
+        server_tasks_.resize(workers_.size());
         check_operator_paths(state_->options, state_->routes);
         state_->read_metrics = [this] { return metrics(); };
         auto carrier = state_->options.backplane;
@@ -127,6 +132,15 @@ public:
         for (auto const& w : workers_)
             total += w->open_connections();
         return total;
+    }
+
+    /// Any thread: runs `t` on one of the loops, in turn, until it finishes or
+    /// the server stops.
+    void spawn(task<void> t)
+    {
+        auto const index = next_task_loop_.fetch_add(1, std::memory_order_relaxed) % workers_.size();
+        net::post(workers_[index]->loop(),
+                  [this, index, t = std::move(t)]() mutable { start_task(index, std::move(t)); });
     }
 
     std::size_t publish(std::string const& group, std::string message, opcode op = opcode::text)
@@ -237,7 +251,7 @@ public:
         for (auto const& r : routes.routes()) {
             auto const& l = r.limits();
             tick = std::min(tick, choose_tick({l.receive_timeout, l.send_timeout / 4, l.ping_interval,
-                                               l.max_lifetime, l.expiry_notice}));
+                                               l.max_lifetime, l.expiry_notice, l.pong_timeout}));
         }
         return tick;
     }
@@ -441,9 +455,36 @@ private:
             net::post(w->loop(), [this, &w = *w] { shutdown_worker(w); });
     }
 
+    // The server's own tasks on one loop; only that loop's thread touches them.
+    struct loop_tasks {
+        std::list<net::cancellation_signal> running;
+        bool stopped = false; // the server is stopping: no new task starts
+    };
+
+    // On loop `index`'s thread.
+    void start_task(std::size_t index, task<void> t)
+    {
+        auto& tasks = server_tasks_[index];
+        if (tasks.stopped)
+            return;
+        auto const slot = tasks.running.emplace(tasks.running.end());
+        net::co_spawn(workers_[index]->loop(), std::move(t),
+                      net::bind_cancellation_slot(
+                          slot->slot(), [this, index, slot](std::exception_ptr e) {
+                              server_tasks_[index].running.erase(slot);
+                              if (e && !stop_requested_.load(std::memory_order_relaxed))
+                                  log_error("a task spawned on the server", e);
+                          }));
+    }
+
     // On the worker's thread: ask every connection to close, then bound the wait.
     void shutdown_worker(worker& w)
     {
+        auto& tasks = server_tasks_[w.index()];
+        tasks.stopped = true;
+        // Emitting may end a task at once and erase its signal: step first.
+        for (auto it = tasks.running.begin(); it != tasks.running.end();)
+            (it++)->emit(net::cancellation_type::terminal);
         w.shut_down(state_->options.shutdown_grace, stop_terms(), [this] {
             state_->options.log.write(log_level::error, log_category::diagnostic,
                                       "on_close handlers still running after shutdown "
@@ -485,6 +526,8 @@ private:
     std::atomic<bool> stop_requested_{false};
     std::atomic<std::size_t> drained_workers_{0};
     std::atomic<std::uint64_t> server_publishes_{0}; // server::publish, from any thread
+    std::vector<loop_tasks> server_tasks_;             // server::spawn's, per loop
+    std::atomic<std::size_t> next_task_loop_{0};
     std::mutex run_mutex_;
     bool ran_ = false;
 };

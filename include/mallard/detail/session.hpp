@@ -72,7 +72,7 @@ public:
         , close_timeout_(handshake_timeout)
         , asks_view_on_upgrade_(asks_view_on_upgrade)
         , deadlines_({limits.receive_timeout, limits.send_timeout, limits.ping_interval,
-                      limits.max_lifetime, limits.expiry_notice},
+                      limits.max_lifetime, limits.expiry_notice, limits.pong_timeout},
                      clock::now())
     {
         view_access::attach(*view_, this);
@@ -97,8 +97,10 @@ public:
         // Whole messages go out as one frame from the caller's buffer: no
         // copy into a 4 KiB fragment buffer, and no Nagle-delayed tail.
         ws_.auto_fragment(false);
-        ws_.control_callback([this](websocket::frame_type, beast::string_view) {
+        ws_.control_callback([this](websocket::frame_type kind, beast::string_view) {
             deadlines_.activity(clock::now());
+            if (kind == websocket::frame_type::pong)
+                deadlines_.pong_received();
         });
         if (limits.receive_rate.limits()) // only limited routes pay for it
             rate_ = std::make_unique<rate_state>(limits.receive_rate, executor_);
@@ -441,7 +443,12 @@ private:
     {
         if (rate_)
             rate_->timer.cancel(); // the reader reads on, to the peer's close frame
-        close_deadline_ = clock::now() + close_timeout_;
+        // A client that left a ping unanswered gets as long again for the
+        // close frame, however long the handshake timeout is.
+        auto const grace = close_request_ && close_request_->cause == close_cause::pong_timeout
+                               ? std::min(close_timeout_, limits_.pong_timeout)
+                               : close_timeout_;
+        close_deadline_ = clock::now() + grace;
         look_soon(); // the next look is the close deadline
         wake_reader();   // the request may have cleared what it waits for
         ws_.next_layer().resume_reading(); // the peer's close frame is owed
@@ -694,6 +701,9 @@ private:
             break;
         case deadline_action::ping:
             (void)send_now({outbound_message::kind::ping, {}, {}});
+            break;
+        case deadline_action::pong_timeout:
+            request_close(close_code::going_away, "pong timeout", close_cause::pong_timeout);
             break;
         case deadline_action::expiring:
             spawn(view_->on_expiring());

@@ -332,7 +332,8 @@ protected:
         close_request_ = close_request{code, std::move(reason), cause};
         closing_.store(true, std::memory_order_release);
         if (cause == close_cause::slow_consumer || cause == close_cause::shutdown ||
-            cause == close_cause::send_timeout || cause == close_cause::memory_budget) {
+            cause == close_cause::send_timeout || cause == close_cause::memory_budget ||
+            cause == close_cause::pong_timeout) {
             queue_.clear_waiting(); // the backlog is the problem: do not wait for it
             note_buffered();
         }

@@ -95,7 +95,7 @@ public:
     }
 
 private:
-    static constexpr std::size_t cause_count = static_cast<std::size_t>(close_cause::max_lifetime) + 1;
+    static constexpr std::size_t cause_count = static_cast<std::size_t>(close_cause::pong_timeout) + 1;
     // 1000-1015, 3000-3015 and 4000-4015 one by one; any other code in the last.
     static constexpr std::size_t codes_per_range = 16;
     static constexpr std::size_t code_slots = 3 * codes_per_range + 1;

@@ -28,6 +28,8 @@ MALLARD_DECL std::size_t server::connection_count() const noexcept
     return impl_->connection_count();
 }
 
+MALLARD_DECL void server::spawn(task<> t) { impl_->spawn(std::move(t)); }
+
 MALLARD_DECL std::size_t server::publish(std::string const& group, std::string message, opcode op)
 {
     return impl_->publish(group, std::move(message), op);
