@@ -87,7 +87,9 @@ public:
         feed that publishes to a group (`websocket_view::spawn` is scoped to
         its connection). Any thread; before `run()` too, when it starts with
         the loops. An exception escaping the task is logged; the server goes
-        on. Like a view's callbacks, a task must not block its loop.
+        on. Like a view's callbacks, a task must not block its loop, and
+        one that catches its cancellation and goes on keeps `run()` from
+        returning.
 
         @par Example
         @code

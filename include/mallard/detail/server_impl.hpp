@@ -515,6 +515,9 @@ private:
     // Before the workers: connections destroyed with their loops give their
     // places back to it.
     std::optional<admission> admission_;
+    // server::spawn's tasks, per loop. Before the workers: a task still
+    // pending when its loop is destroyed refers to its cancellation signal.
+    std::vector<loop_tasks> server_tasks_;
     std::vector<std::unique_ptr<worker>> workers_;
     std::optional<fanout> fanout_;
     std::deque<listener> listeners_; // stable addresses: accept loops refer to them
@@ -526,7 +529,6 @@ private:
     std::atomic<bool> stop_requested_{false};
     std::atomic<std::size_t> drained_workers_{0};
     std::atomic<std::uint64_t> server_publishes_{0}; // server::publish, from any thread
-    std::vector<loop_tasks> server_tasks_;             // server::spawn's, per loop
     std::atomic<std::size_t> next_task_loop_{0};
     std::mutex run_mutex_;
     bool ran_ = false;

@@ -18,6 +18,7 @@
 #include <boost/beast/websocket/stream.hpp>
 
 #include <algorithm>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <string>
@@ -146,6 +147,14 @@ protected:
 
     websocket::stream<Next> ws_;
 };
+
+// The code of a close frame as mallard names it; no_status for a frame without one.
+inline mallard::close_code code_of(websocket::close_reason const& why)
+{
+    return why.code == websocket::close_code::none
+               ? mallard::close_code::no_status
+               : static_cast<mallard::close_code>(static_cast<std::uint16_t>(why.code));
+}
 
 inline void throw_if(error_code const& ec, char const* what)
 {

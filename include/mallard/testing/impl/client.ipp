@@ -195,9 +195,7 @@ MALLARD_DECL void client::close(mallard::close_code code, std::string_view reaso
     detail::throw_if(ec, "close");
     closed_ = true;
     auto const& why = state_->reason();
-    close_code_ = why.code == websocket::close_code::none
-                      ? mallard::close_code::no_status
-                      : static_cast<mallard::close_code>(static_cast<std::uint16_t>(why.code));
+    close_code_ = detail::code_of(why);
     close_text_ = std::string(why.reason.data(), why.reason.size());
 }
 
@@ -309,9 +307,7 @@ MALLARD_DECL void client::record_close()
     closed_ = true;
     if (s.read_error == websocket::error::closed) {
         auto const& why = s.reason();
-        close_code_ = why.code == websocket::close_code::none
-                          ? mallard::close_code::no_status
-                          : static_cast<mallard::close_code>(static_cast<std::uint16_t>(why.code));
+        close_code_ = detail::code_of(why);
         close_text_ = std::string(why.reason.data(), why.reason.size());
     } else {
         close_code_ = mallard::close_code::abnormal;
