@@ -54,24 +54,23 @@ MALLARD_DECL client::client(std::unique_ptr<detail::client_state> state, unsigne
         done = true;
     };
     auto const deadline = std::chrono::steady_clock::now() + options.timeout;
-    auto const left = [&] {
-        return std::chrono::duration_cast<duration>(deadline - std::chrono::steady_clock::now());
+    // Runs the step started last until it is done; both steps share the deadline.
+    auto const finish = [&](char const* step) {
+        auto const left =
+            std::chrono::duration_cast<duration>(deadline - std::chrono::steady_clock::now());
+        if (!run_until([&] { return done; }, left)) {
+            abandon();
+            throw std::system_error(make_error_code(std::errc::timed_out),
+                                    std::string("mallard::testing::client: ") + step);
+        }
     };
     s.socket().async_connect({net::ip::make_address(options.host), port}, set);
-    if (!run_until([&] { return done; }, left())) {
-        abandon();
-        throw std::system_error(make_error_code(std::errc::timed_out),
-                                "mallard::testing::client: connect");
-    }
+    finish("connect");
     detail::throw_if(ec, "connect");
     s.socket().set_option(net::ip::tcp::no_delay(true));
     done = false;
     s.handshake(options.host + ":" + std::to_string(port), target, options, set);
-    if (!run_until([&] { return done; }, left())) {
-        abandon();
-        throw std::system_error(make_error_code(std::errc::timed_out),
-                                "mallard::testing::client: handshake");
-    }
+    finish("handshake");
     auto const status = s.response.result_int();
     if (ec == websocket::error::upgrade_declined)
         throw upgrade_refused(status, target);
@@ -117,16 +116,19 @@ MALLARD_DECL std::optional<message> client::receive(duration timeout)
 MALLARD_DECL mallard::close_code client::wait_for_close(duration timeout)
 {
     auto const deadline = std::chrono::steady_clock::now() + timeout;
+    auto const still_open = [&] {
+        return std::runtime_error("mallard::testing::client::wait_for_close: still open after " +
+                                  std::to_string(timeout.count()) + " ms");
+    };
     while (!closed_) {
         auto const left =
             std::chrono::duration_cast<duration>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0)
+            throw still_open();
         try {
-            if (left.count() <= 0)
-                throw std::runtime_error("");
             (void)receive(left);
-        } catch (std::runtime_error const&) {
-            throw std::runtime_error("mallard::testing::client::wait_for_close: still open after " +
-                                     std::to_string(timeout.count()) + " ms");
+        } catch (std::runtime_error const&) { // nothing arrived in time
+            throw still_open();
         }
     }
     return *close_code_;
