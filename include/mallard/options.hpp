@@ -20,6 +20,7 @@
 #include <filesystem>
 #include <cstddef>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -237,6 +238,8 @@ struct route_options {
     std::optional<slow_consumer_policy> slow_consumer{};
     /// Replaces `websocket_view::send_timeout`.
     std::optional<std::chrono::milliseconds> send_timeout{};
+    /// Replaces `websocket_view::socket_send_buffer`.
+    std::optional<std::size_t> socket_send_buffer{};
     /// Replaces `websocket_view::permessage_deflate`.
     std::optional<bool> permessage_deflate{};
     /// Replaces `websocket_view::compression_threshold`.
@@ -300,6 +303,9 @@ struct connection_limits {
     /// Close with 1001 "pong timeout" when a ping goes unanswered this long;
     /// zero never.
     std::chrono::milliseconds pong_timeout;
+    /// The kernel's send buffer for the connection (`SO_SNDBUF`), in bytes;
+    /// zero keeps the system's.
+    std::size_t socket_send_buffer;
 };
 
 namespace detail {
@@ -331,6 +337,7 @@ connection_limits resolve_limits(route_options const& route, std::string const& 
         route.max_lifetime.value_or(ceil<milliseconds>(View::max_lifetime)),
         route.expiry_notice.value_or(ceil<milliseconds>(View::expiry_notice)),
         route.pong_timeout.value_or(ceil<milliseconds>(View::pong_timeout)),
+        route.socket_send_buffer.value_or(View::socket_send_buffer),
     };
     if (limits.max_message_size == 0)
         limits.max_message_size = limits.max_frame_size;
@@ -361,6 +368,9 @@ connection_limits resolve_limits(route_options const& route, std::string const& 
     if (limits.pong_timeout.count() > 0 && limits.ping_interval.count() == 0)
         throw_bad_option(where, "pong_timeout",
                          "needs pings to time: set ping_interval too (or pong_timeout to 0)");
+    if (limits.socket_send_buffer > static_cast<std::size_t>(std::numeric_limits<int>::max() / 2))
+        throw_bad_option(where, "socket_send_buffer",
+                         "is too large for the kernel (at most 1 GiB; 0 keeps the system's)");
     auto& rate = limits.receive_rate;
     if (!(rate.messages_per_second >= 0) || !(rate.bytes_per_second >= 0) ||
         !(rate.message_burst >= 0) || !(rate.byte_burst >= 0))

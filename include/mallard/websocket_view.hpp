@@ -111,6 +111,16 @@ public:
     /// a stalled one stops holding its queue's memory well before the
     /// receive timeout would notice it.
     static constexpr std::chrono::seconds send_timeout{30};
+    /** The kernel's send buffer for each connection, in bytes (`SO_SNDBUF`;
+        Linux doubles the value for its bookkeeping). What the kernel holds
+        is out of the slow-consumer policy's reach, and by default Linux grows
+        it by itself, up to 4 MiB (`net.ipv4.tcp_wmem`): thousands of a live
+        feed's messages a stalled client would still get before the newest.
+        Set a few KiB on feeds with `keep_latest` or `drop_oldest` so that
+        what a client falls behind by stays in mallard's queue, where the
+        policy applies. 0 (the default) keeps the system's.
+    */
+    static constexpr std::size_t socket_send_buffer = 0;
     /// Negotiate permessage-deflate (RFC 7692) when a client offers it.
     /// Default off: zlib keeps ~300 KiB of state per connection and costs
     /// CPU per message; turn it on for large, repetitive text. The message

@@ -12,6 +12,9 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <sys/socket.h>
+#include <netinet/in.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <new>
@@ -724,6 +727,54 @@ TEST_CASE("Keep-alive pings reach the client, and its pongs keep the connection 
     auto const closed = p.wait_for_prefix("close:");
     REQUIRE(closed);
     CHECK(*closed == "close:network error:1006"); // ended by the client, not by the timeout
+}
+
+namespace {
+
+/// SO_SNDBUF of this process's connected sockets whose local port is
+/// `port`: the server's ends of its connections.
+std::vector<int> send_buffers_of_connections_on(unsigned short port)
+{
+    std::vector<int> sizes;
+    for (int fd = 3; fd < 4096; ++fd) {
+        sockaddr_storage local{}, peer{};
+        socklen_t local_size = sizeof local, peer_size = sizeof peer;
+        if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_size) != 0 ||
+            local.ss_family != AF_INET ||
+            ntohs(reinterpret_cast<sockaddr_in const&>(local).sin_port) != port ||
+            ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_size) != 0)
+            continue;
+        int size = 0;
+        socklen_t size_size = sizeof size;
+        if (::getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, &size_size) == 0)
+            sizes.push_back(size);
+    }
+    return sizes;
+}
+
+} // namespace
+
+TEST_CASE("socket_send_buffer sets the kernel's send buffer of the route's connections",
+          "[limits]")
+{
+    constexpr std::size_t asked = 6000; // not a size the system picks by itself
+    for (bool set : {true, false}) {
+        CAPTURE(set);
+        probe p;
+        test::log_capture log;
+        test::running_server srv(
+            test::test_options(log),
+            probe_routes(p, set ? mallard::route_options{.socket_send_buffer = asked}
+                                : mallard::route_options{}));
+        mallard::testing::client c{srv.port(), "/ws/probe"};
+        REQUIRE(p.wait_for("open"));
+        auto const sizes = send_buffers_of_connections_on(srv.port());
+        REQUIRE(sizes.size() == 1);
+        if (set) // Linux doubles what it is asked for its own bookkeeping
+            CHECK(sizes[0] == static_cast<int>(2 * asked));
+        else
+            CHECK(sizes[0] != static_cast<int>(2 * asked));
+    }
 }
 
 TEST_CASE("A client that leaves a ping unanswered for pong_timeout is closed, one that answers "

@@ -252,6 +252,11 @@ TEST_CASE("Invalid limits throw at registration, naming the route and the option
     auto const ok = mallard::path<plain_view>(
         "/a", "a", {.ping_interval = std::chrono::seconds{5}, .pong_timeout = std::chrono::seconds{3}});
     CHECK(ok.limits().pong_timeout == std::chrono::seconds{3});
+    CHECK_THROWS_WITH(mallard::path<plain_view>("/a", "a", {.socket_send_buffer = std::size_t{1} << 31}),
+                      Contains("socket_send_buffer is too large for the kernel"));
+    CHECK(mallard::path<plain_view>("/a", "a", {}).limits().socket_send_buffer == 0);
+    CHECK(mallard::path<plain_view>("/a", "a", {.socket_send_buffer = 8192}).limits().socket_send_buffer ==
+          8192);
 }
 
 TEST_CASE("Invalid server options throw, naming the field", "[options][setup]")

@@ -145,3 +145,20 @@ TEST_CASE("Nothing to do is idle", "[writer]")
 {
     CHECK(next_writer_step(writer_view{}) == writer_step::idle);
 }
+
+TEST_CASE("While a flush waits for a slow peer, a discarding policy keeps messages in the queue",
+          "[writer]")
+{
+    auto v = one_message(16, reader_position::at_peer);
+    v.next_frames_at_once = true;
+    v.flushing = true;
+    v.held_bytes = 1024;
+    // The close policy lets them gather beneath Beast (bounded there).
+    CHECK(next_writer_step(v) == writer_step::write_corked);
+    // keep_latest and drop_oldest need them where they can discard them.
+    v.policy_discards = true;
+    CHECK(next_writer_step(v) == writer_step::wait);
+    // Once the flush is done, the newest one left goes.
+    v.flushing = false;
+    CHECK(next_writer_step(v) == writer_step::write_corked);
+}

@@ -105,6 +105,12 @@ public:
         if (limits.receive_rate.limits()) // only limited routes pay for it
             rate_ = std::make_unique<rate_state>(limits.receive_rate, executor_);
         ws_.next_layer().pace_reads(this);
+        if (limits.socket_send_buffer != 0) {
+            error_code ignored; // a refusal leaves the system's size, as with no option
+            beast::get_lowest_layer(ws_).socket().set_option(
+                net::socket_base::send_buffer_size(static_cast<int>(limits.socket_send_buffer)),
+                ignored);
+        }
     }
 
     ~session() { worker_.unschedule(*this); }
@@ -479,6 +485,7 @@ private:
         v.done = ended_ || writer_failed_ || close_done_;
         v.writing = writing_;
         v.flushing = flushing_;
+        v.policy_discards = limits_.slow_consumer != slow_consumer_policy::close;
         v.message_waiting = queue_.has_waiting();
         if (v.message_waiting) {
             v.next_message_bytes = queue_.next_waiting().bytes().size();

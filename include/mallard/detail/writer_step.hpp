@@ -43,6 +43,9 @@ struct writer_view {
     reader_position reader = reader_position::in_handler;
     bool turn_ended = false;     ///< asked from the end-of-turn check
     bool close_requested = false;
+    /// The route's slow-consumer policy discards waiting messages
+    /// (drop_oldest, keep_latest).
+    bool policy_discards = false;
 };
 
 enum class writer_step {
@@ -72,6 +75,11 @@ inline writer_step next_writer_step(writer_view const& v) noexcept
     if (v.held_bytes >= flush_at_bytes && !v.flushing)
         return writer_step::flush;
     if (v.message_waiting && !v.writing) {
+        // A flush in flight waits for a slow peer. A policy that discards
+        // messages must still reach the waiting ones: framed beneath Beast,
+        // they would all be sent, however stale, once the peer catches up.
+        if (v.flushing && v.policy_discards)
+            return writer_step::wait;
         // Corked when replies are coming (they leave together), or when the
         // message is framed at once: then it is sent by a non-blocking send
         // from this turn, with no operation left in flight. Otherwise a lone
