@@ -235,6 +235,43 @@ TEST_CASE("keep_latest delivers the newest message to a client that fell behind"
     CHECK(c.is_open()); // ...and the client was not closed for it
 }
 
+TEST_CASE("keep_latest with a small socket_send_buffer: a client that stops reading gets the "
+          "newest message, not what was published while it read nothing",
+          "[groups][slow]")
+{
+    // A feed: 1,000 messages of 1 KiB, one a millisecond (a feed's pace,
+    // not a synchronisation), to a client that reads none until the end.
+    // Without the small kernel buffer Linux would take all 1 MiB for it,
+    // and the policy would never see it fall behind.
+    constexpr int messages = 1000;
+    probe p;
+    test::log_capture log;
+    test::running_server srv(
+        test::test_options(log),
+        member_routes(p, {.slow_consumer = mallard::slow_consumer_policy::keep_latest,
+                          .socket_send_buffer = 4096}));
+    mallard::testing::client c{srv.port(), "/g/feed"};
+    REQUIRE(p.wait_for("open"));
+    for (int n = 0; n < messages; ++n) {
+        (void)srv.get().publish("feed", numbered(n, 1024));
+        std::this_thread::sleep_for(std::chrono::milliseconds{1});
+    }
+    int last = -1, count = 0;
+    while (last != messages - 1) {
+        auto m = c.receive(20s);
+        REQUIRE(m);
+        auto const n = number_of(m->data);
+        REQUIRE(n > last);
+        last = n;
+        ++count;
+    }
+    // What the kernel held (the client's receive buffer, some 128 KiB, and
+    // 8 KiB here), then the newest: far from all of them.
+    CHECK(count < messages / 2);
+    CHECK(srv.get().stats().messages_dropped == static_cast<std::uint64_t>(messages - count));
+    CHECK(c.is_open());
+}
+
 TEST_CASE("drop_oldest keeps the newest messages within the bound", "[groups][slow]")
 {
     constexpr int messages = 400;
