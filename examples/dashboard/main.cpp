@@ -133,8 +133,8 @@ mallard::task<> sample_machine(mallard::server& srv, std::chrono::milliseconds i
         co_await timer.async_wait(boost::asio::use_awaitable);
         auto const now = std::chrono::steady_clock::now();
         auto const current = read_counters();
-        srv.publish(samples_group, sample_message(before, current,
-                                              std::chrono::duration<double>(now - then).count(), seq));
+        auto const seconds = std::chrono::duration<double>(now - then).count();
+        srv.publish(samples_group, sample_message(before, current, seconds, seq));
         before = current;
         then = now;
     }
@@ -169,7 +169,8 @@ public:
     mallard::task<> on_open() override
     {
         auto const past = co_await history(samples_group);
-        co_await send_text(history_message(past));
+        auto replay = history_message(past);
+        co_await send_text(std::move(replay));
         // Samples published since the history was read come back here, then
         // every later one live.
         mallard::since const after_history{past.position.offset, past.position.epoch};
