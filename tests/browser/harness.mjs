@@ -1,4 +1,4 @@
-// What the browser tests of the dashboard and game examples share: named
+// What the browser tests of the dashboard, game and status pages share: named
 // checks counted in a fixed order, an example server started on a free port
 // and stopped with SIGTERM, Debian's Chromium through playwright-core, pages
 // that record their script errors, and a canvas's inked pixels.

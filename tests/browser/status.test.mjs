@@ -9,20 +9,14 @@
 // Environment: CHROMIUM (default /usr/bin/chromium) selects the browser binary.
 // The last line printed is `status page: N passed, M failed`.
 
-import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
-import { chromium } from 'playwright-core';
+import { checks, expect, inkedPixels, launchBrowser, openPage, startServer, watchdog } from './harness.mjs';
 
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const STARTUP_TIMEOUT_MS = 20_000;
-const STEP_TIMEOUT_MS = 15_000;
-const WATCHDOG_MS = 150_000;
-const LISTENING_RE = /^listening on ws:\/\/127\.0\.0\.1:(\d+)$/;
+const STEP_TIMEOUT_MS = 15_000; // the page polls /metrics once a second
 const LOAD_SOCKETS = 3;
 
-const CHECKS = [
+const { check, finish } = checks([
   'server starts and prints its listening line',
   '/status is served and says it is live',
   'the page shows the load\'s connections',
@@ -33,45 +27,7 @@ const CHECKS = [
   'the page loads nothing but itself and /metrics',
   'no script errors',
   'screenshot of the status page saved',
-];
-const results = new Map();
-
-class Failure extends Error {}
-const expect = (condition, message) => { if (!condition) throw new Failure(message); };
-
-async function check(name, fn) {
-  if (!CHECKS.includes(name)) throw new Error(`unknown check: ${name}`);
-  try {
-    await fn();
-    results.set(name, { ok: true });
-    console.log(`PASS ${name}`);
-    return true;
-  } catch (err) {
-    const detail = err instanceof Failure ? err.message : (err && err.stack) || String(err);
-    results.set(name, { ok: false, detail });
-    console.log(`FAIL ${name}\n     ${detail.split('\n').join('\n     ')}`);
-    return false;
-  }
-}
-
-function startServer(binary) {
-  const child = spawn(binary, ['--port', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: child.stdout });
-  const port = new Promise((resolvePort, reject) => {
-    const timer = setTimeout(() => reject(new Failure('no listening line')), STARTUP_TIMEOUT_MS);
-    let first = true;
-    lines.on('line', (line) => {
-      if (!first) return;
-      first = false;
-      clearTimeout(timer);
-      const match = LISTENING_RE.exec(line);
-      match ? resolvePort(Number(match[1])) : reject(new Failure(`first line: ${line}`));
-    });
-    child.on('exit', (code) => reject(new Failure(`server exited (code ${code})`)));
-  });
-  port.catch(() => {});
-  return { child, port };
-}
+]);
 
 // The text of a value on the status page.
 const shown = (page, id) => page.textContent(`#${id}`).then((t) => t.trim());
@@ -86,36 +42,23 @@ async function main() {
   const artifacts = resolve(artifactArg);
   mkdirSync(artifacts, { recursive: true });
   const server = startServer(binary);
-  const watchdog = setTimeout(() => {
-    console.log('FAIL watchdog: the test took too long');
-    server.child.kill('SIGKILL');
-    process.exit(1);
-  }, WATCHDOG_MS);
+  const stopWatchdog = watchdog(150_000, server);
   let browser;
   let base;
-  const errors = [];
-  const requests = [];
   try {
     await check('server starts and prints its listening line', async () => {
       base = `http://127.0.0.1:${await server.port}`;
     });
     if (!base) return;
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
-    });
-    const context = await browser.newContext({ viewport: { width: 1100, height: 820 } });
-    const status = await context.newPage();
-    status.setDefaultTimeout(STEP_TIMEOUT_MS);
-    status.on('pageerror', (err) => errors.push(err.message));
-    status.on('console', (msg) => { if (msg.type() === 'error') errors.push(msg.text()); });
-    status.on('request', (req) => requests.push(req.url()));
-
+    browser = await launchBrowser();
+    let info;
     await check('/status is served and says it is live', async () => {
-      const response = await status.goto(`${base}/status`, { waitUntil: 'load' });
-      expect(response && response.ok(), `GET /status answered ${response?.status()}`);
-      await status.waitForFunction(() => document.querySelector('#state').textContent.startsWith('live'));
+      info = await openPage(browser, 'status', `${base}/status`, { width: 1100, height: 820 });
+      info.page.setDefaultTimeout(STEP_TIMEOUT_MS);
+      await info.page.waitForFunction(() => document.querySelector('#state').textContent.startsWith('live'));
     });
+    if (!info) return;
+    const { page: status, context, errors, requests } = info;
 
     // The load: another page whose WebSockets chat in a room, each sending
     // a message every 20 ms, as long as it runs.
@@ -161,14 +104,7 @@ async function main() {
       expect(members.startsWith(String(LOAD_SOCKETS)), `memberships shows "${members}"`);
     });
     await check('the charts are drawn', async () => {
-      const inked = await status.evaluate(() =>
-        ['connections-chart', 'in-rate-chart', 'out-rate-chart'].map((id) => {
-          const c = document.getElementById(id);
-          const data = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-          let ink = 0;
-          for (let i = 3; i < data.length; i += 4) if (data[i] !== 0) ++ink;
-          return ink;
-        }));
+      const inked = await inkedPixels(status, ['connections-chart', 'in-rate-chart', 'out-rate-chart']);
       expect(inked.every((ink) => ink > 50), `inked pixels per chart: ${inked.join(', ')}`);
     });
     await status.screenshot({ path: join(artifacts, 'status-page.png'), fullPage: true })
@@ -194,19 +130,10 @@ async function main() {
       expect(errors.length === 0, errors.join('\n'));
     });
   } finally {
-    clearTimeout(watchdog);
+    stopWatchdog();
     if (browser) await browser.close().catch(() => {});
     server.child.kill('SIGTERM');
   }
 }
 
-main().catch((err) => console.log(`FAIL unexpected: ${err.stack || err}`)).finally(() => {
-  let passed = 0;
-  for (const name of CHECKS) {
-    if (results.get(name)?.ok) ++passed;
-    else if (!results.has(name)) console.log(`FAIL ${name}\n     not run`);
-  }
-  const failed = CHECKS.length - passed;
-  console.log(`status page: ${passed} passed, ${failed} failed`);
-  process.exit(failed === 0 ? 0 : 1);
-});
+main().catch((err) => console.log(`FAIL unexpected: ${err.stack || err}`)).finally(() => finish('status page'));
