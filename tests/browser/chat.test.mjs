@@ -14,30 +14,17 @@
 // The last line printed is `browser: N passed, M failed`; the exit status is 0
 // only when every check passed.
 
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { request } from 'node:http';
 import { join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
-import { chromium } from 'playwright-core';
+import {
+  checks, expect, Failure, launchBrowser, startServer, stopServer, withTimeout,
+} from './harness.mjs';
 
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const STARTUP_TIMEOUT_MS = 20_000; // server prints its listening line
-const LAUNCH_TIMEOUT_MS = 60_000; // browser starts
 const STEP_TIMEOUT_MS = 10_000; // every wait inside a page
-const SHUTDOWN_TIMEOUT_MS = 10_000; // server exits after SIGTERM
 const WATCHDOG_MS = 180_000; // the whole run
-const LISTENING_RE = /^listening on ws:\/\/127\.0\.0\.1:(\d+)$/;
 
 const ALICE_TEXT = 'hello from alice';
 const CAROL_TEXT = 'hello from carol';
@@ -75,88 +62,8 @@ const TOKEN_CHECKS = [
 ];
 const CHECKS = [...OPEN_CHECKS, ...TOKEN_CHECKS];
 
-const results = new Map(); // name -> { ok, detail }
+const { check, finish, passed } = checks(CHECKS);
 let activeServer = null; // the running server's child process, for the watchdog
-
-class Failure extends Error {}
-
-async function check(name, fn) {
-  if (!CHECKS.includes(name)) throw new Error(`unknown check: ${name}`);
-  try {
-    await fn();
-    results.set(name, { ok: true });
-    console.log(`PASS ${name}`);
-    return true;
-  } catch (err) {
-    const detail = err instanceof Failure ? err.message : (err && err.stack) || String(err);
-    results.set(name, { ok: false, detail });
-    console.log(`FAIL ${name}\n     ${detail.split('\n').join('\n     ')}`);
-    return false;
-  }
-}
-
-function expect(condition, message) {
-  if (!condition) throw new Failure(message);
-}
-
-function withTimeout(promise, ms, what) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Failure(`${what} timed out after ${ms / 1000} s`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-// ---- the server --------------------------------------------------------------
-
-function startServer(binary, args = []) {
-  const child = spawn(binary, ['--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  activeServer = child;
-  const output = []; // last lines of stdout and stderr, for failure reports
-  const remember = (line) => {
-    output.push(line);
-    if (output.length > 40) output.shift();
-  };
-  const exited = new Promise((resolveExit) => {
-    child.on('exit', (code, signal) => resolveExit({ code, signal }));
-    child.on('error', (err) => {
-      remember(`spawn error: ${err.message}`);
-      resolveExit({ code: null, signal: null, error: err });
-    });
-  });
-  createInterface({ input: child.stderr }).on('line', (line) => remember(`stderr: ${line}`));
-  const stdout = createInterface({ input: child.stdout });
-  const port = new Promise((resolvePort, reject) => {
-    let first = true;
-    stdout.on('line', (line) => {
-      remember(`stdout: ${line}`);
-      if (!first) return;
-      first = false;
-      const match = LISTENING_RE.exec(line);
-      if (match) resolvePort(Number(match[1]));
-      else reject(new Failure(`unexpected first line from the server: ${JSON.stringify(line)}`));
-    });
-    exited.then(({ code, signal, error }) =>
-      reject(new Failure(error ? `could not start ${binary}: ${error.message}`
-        : `server exited before listening (code ${code}, signal ${signal})`)));
-  });
-  port.catch(() => {}); // handled by the caller; avoid an unhandled rejection
-  return { child, port, exited, output };
-}
-
-async function stopServer(server) {
-  const { child, exited } = server;
-  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
-  child.kill('SIGTERM');
-  try {
-    const { code, signal } = await withTimeout(exited, SHUTDOWN_TIMEOUT_MS, 'server shutdown');
-    console.log(`server stopped (code ${code}, signal ${signal})`);
-  } catch {
-    console.log('server did not stop after SIGTERM; killing it');
-    child.kill('SIGKILL');
-    await withTimeout(exited, SHUTDOWN_TIMEOUT_MS, 'server kill').catch(() => {});
-  }
-}
 
 // ---- pages ---------------------------------------------------------------------
 
@@ -246,15 +153,6 @@ async function describePage(info) {
 
 // ---- the run ---------------------------------------------------------------------
 
-function launchBrowser() {
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: CHROMIUM_ARGS,
-    timeout: LAUNCH_TIMEOUT_MS,
-  });
-}
-
 // After a failed check: what each page shows, the server's last output, and a
 // screenshot of every page (except those listed in `keep`).
 async function reportFailure(pages, server, artifactDir, prefix, keep = []) {
@@ -293,6 +191,7 @@ async function runOpen(binary, artifactDir, shared) {
     let port = 0;
     const started = await check(CHECKS[0], async () => {
       server = startServer(binary);
+      activeServer = server.child;
       port = await withTimeout(server.port, STARTUP_TIMEOUT_MS, 'waiting for the listening line');
     });
     if (!started) return;
@@ -416,8 +315,8 @@ async function runOpen(binary, artifactDir, shared) {
       console.log(`screenshot: ${file}`);
     });
   } finally {
-    if (OPEN_CHECKS.some((name) => !results.get(name)?.ok)) {
-      await reportFailure(pages, server, artifactDir, 'chat', results.get(CHECKS[12])?.ok ? ['bob'] : []);
+    if (OPEN_CHECKS.some((name) => !passed(name))) {
+      await reportFailure(pages, server, artifactDir, 'chat', passed(CHECKS[12]) ? ['bob'] : []);
     }
     for (const info of pages) await info.context.close().catch(() => {});
     if (server) await stopServer(server);
@@ -469,6 +368,7 @@ async function runWithToken(binary, artifactDir, shared) {
     let port = 0;
     const up = await check(started, async () => {
       server = startServer(binary, ['--token', TOKEN]);
+      activeServer = server.child;
       port = await withTimeout(server.port, STARTUP_TIMEOUT_MS, 'waiting for the listening line');
     });
     if (!up) return;
@@ -563,28 +463,12 @@ async function runWithToken(binary, artifactDir, shared) {
       expect(errors.length === 0, `script errors: ${errors.join('; ')}`);
     });
   } finally {
-    if (TOKEN_CHECKS.some((name) => !results.get(name)?.ok)) {
+    if (TOKEN_CHECKS.some((name) => !passed(name))) {
       await reportFailure(pages, server, artifactDir, 'chat-token');
     }
     for (const info of pages) await info.context.close().catch(() => {});
     if (server) await stopServer(server);
   }
-}
-
-function summarize() {
-  let passed = 0;
-  let failed = 0;
-  for (const name of CHECKS) {
-    const result = results.get(name);
-    if (result?.ok) {
-      passed += 1;
-    } else {
-      failed += 1;
-      if (!result) console.log(`FAIL ${name}\n     not run: an earlier step failed`);
-    }
-  }
-  console.log(`browser: ${passed} passed, ${failed} failed`);
-  return failed === 0 ? 0 : 1;
 }
 
 async function main() {
@@ -598,8 +482,7 @@ async function main() {
     if (activeServer && activeServer.exitCode === null && activeServer.signalCode === null) {
       activeServer.kill('SIGKILL');
     }
-    summarize();
-    process.exit(1);
+    finish('browser');
   }, WATCHDOG_MS);
   watchdog.unref();
 
@@ -610,7 +493,7 @@ async function main() {
     console.log(`error: ${(err && err.stack) || err}`);
   }
   clearTimeout(watchdog);
-  process.exitCode = summarize();
+  finish('browser');
 }
 
 await main();

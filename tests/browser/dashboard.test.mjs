@@ -17,8 +17,8 @@ import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import {
-  checks, expect, Failure, inkedPixels, launchBrowser, metric, openPage, startServer,
-  stopServer, watchdog, withTimeout,
+  checks, expect, expectCleanStop, expectSelfContained, Failure, inkedPixels, launchBrowser,
+  metric, openPage, startServer, watchdog, withTimeout,
 } from './harness.mjs';
 
 const INTERVAL_MS = 10; // the server's sampling interval in this test
@@ -174,17 +174,11 @@ async function main() {
       await page.page.screenshot({ path: join(artifacts, 'dashboard.png'), fullPage: true });
     });
     await check('the page loads nothing but itself, and has no script errors', async () => {
-      const elsewhere = page.requests.filter((url) => !url.startsWith(`${base}/`));
-      expect(elsewhere.length === 0, `requests elsewhere: ${elsewhere.join(', ')}`);
-      expect(page.errors.length === 0, page.errors.join('\n'));
+      expectSelfContained(page, base);
     });
     await browser.close();
     browser = undefined;
-    await check('the server stops on SIGTERM', async () => {
-      const { code, signal } = await stopServer(server);
-      expect(code === 0, `the server exited with code ${code}, signal ${signal}; last output:\n` +
-        server.output.join('\n'));
-    });
+    await check('the server stops on SIGTERM', () => expectCleanStop(server));
   } finally {
     stopWatchdog();
     if (viewer) viewer.child.kill('SIGKILL');

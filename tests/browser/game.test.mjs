@@ -12,7 +12,8 @@
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
-  checks, expect, inkedPixels, launchBrowser, openPage, startServer, stopServer, watchdog,
+  checks, expect, expectCleanStop, expectSelfContained, inkedPixels, launchBrowser, openPage,
+  startServer, watchdog,
 } from './harness.mjs';
 
 const HOLD_MS = 600; // how long a key is held
@@ -137,19 +138,11 @@ async function main() {
       await alice.page.waitForFunction((id) => !window.game.players.has(id) && window.game.players.size === 1, bobId);
     });
     await check('no script errors and nothing loaded from elsewhere', async () => {
-      for (const info of [alice, bob]) {
-        const elsewhere = info.requests.filter((url) => !url.startsWith(`${base}/`));
-        expect(elsewhere.length === 0, `${info.label}: requests elsewhere: ${elsewhere.join(', ')}`);
-        expect(info.errors.length === 0, `${info.label}: ${info.errors.join('\n')}`);
-      }
+      for (const info of [alice, bob]) expectSelfContained(info, base);
     });
     await browser.close();
     browser = undefined;
-    await check('the server stops on SIGTERM', async () => {
-      const { code, signal } = await stopServer(server);
-      expect(code === 0, `the server exited with code ${code}, signal ${signal}; last output:\n` +
-        server.output.join('\n'));
-    });
+    await check('the server stops on SIGTERM', () => expectCleanStop(server));
   } finally {
     stopWatchdog();
     if (browser) await browser.close().catch(() => {});

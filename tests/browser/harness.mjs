@@ -1,4 +1,4 @@
-// What the browser tests of the dashboard, game and status pages share: named
+// What the browser tests of the chat, dashboard, game and status pages share: named
 // checks counted in a fixed order, an example server started on a free port
 // and stopped with SIGTERM, Debian's Chromium through playwright-core, pages
 // that record their script errors, and a canvas's inked pixels.
@@ -43,8 +43,9 @@ export function withTimeout(promise, ms, what) {
 
 /** Named checks, each counted once in the order of `names`. A check that
     could not run (an earlier step failed) counts as failed, so the totals
-    never shrink. `finish(label)` prints `label: N passed, M failed` and
-    exits 0 only if all passed. */
+    never shrink. `passed(name)` says whether one has passed so far.
+    `finish(label)` prints `label: N passed, M failed` and exits 0 only if
+    all passed. */
 export function checks(names) {
   const results = new Map(); // name -> ok
   async function check(name, fn) {
@@ -71,7 +72,7 @@ export function checks(names) {
     console.log(`${label}: ${passed} passed, ${failed} failed`);
     process.exit(failed === 0 ? 0 : 1);
   }
-  return { check, finish };
+  return { check, finish, passed: (name) => results.get(name) === true };
 }
 
 /** Starts `binary --port 0 ...args`; `port` resolves with the port it
@@ -126,6 +127,13 @@ export async function stopServer(server) {
   }
 }
 
+/** Stops `server` with SIGTERM; throws unless it exits with status 0. */
+export async function expectCleanStop(server) {
+  const { code, signal } = await stopServer(server);
+  expect(code === 0, `the server exited with code ${code}, signal ${signal}; last output:\n` +
+    server.output.join('\n'));
+}
+
 /** Kills `server` and exits 1 if the test is still running after `ms`. */
 export function watchdog(ms, server) {
   const timer = setTimeout(() => {
@@ -153,6 +161,14 @@ export async function openPage(browser, label, url, viewport = { width: 1100, he
   const response = await page.goto(url, { waitUntil: 'load' });
   expect(response && response.ok(), `${label}: GET ${url} answered ${response ? response.status() : 'nothing'}`);
   return info;
+}
+
+/** Throws if the page of `info` requested anything from outside `base`
+    or had a script error. */
+export function expectSelfContained(info, base) {
+  const elsewhere = info.requests.filter((url) => !url.startsWith(`${base}/`));
+  expect(elsewhere.length === 0, `${info.label}: requests elsewhere: ${elsewhere.join(', ')}`);
+  expect(info.errors.length === 0, `${info.label}: ${info.errors.join('\n')}`);
 }
 
 /** How many pixels of each canvas are not transparent. */

@@ -99,6 +99,29 @@ std::string numbered(int n, std::size_t size)
 
 int number_of(std::string const& message) { return std::stoi(message.substr(0, 7)) - 1000000; }
 
+/// What a client got of messages numbered 0 to `messages` - 1, read until
+/// the last: how many, and how many runs of them it missed. Each must come
+/// after the one before: in order, never repeated.
+struct numbered_reads {
+    int count = 0;
+    int gaps = 0;
+};
+
+numbered_reads read_through_last(mallard::testing::client& c, int messages)
+{
+    numbered_reads got;
+    for (int last = -1; last != messages - 1;) {
+        auto m = c.receive(20s);
+        REQUIRE(m);
+        auto const n = number_of(m->data);
+        REQUIRE(n > last);
+        got.gaps += n != last + 1;
+        last = n;
+        ++got.count;
+    }
+    return got;
+}
+
 } // namespace
 
 TEST_CASE("One publisher reaches 1,000 subscribers on 4 threads, in publish order", "[groups]")
@@ -221,15 +244,7 @@ TEST_CASE("keep_latest delivers the newest message to a client that fell behind"
     REQUIRE(p.wait_for("open"));
     for (int n = 0; n < messages; ++n)
         (void)srv.get().publish("prices", numbered(n, 64 * 1024));
-    int last = -1, count = 0;
-    while (last != messages - 1) {
-        auto m = c.receive(20s);
-        REQUIRE(m);
-        auto const n = number_of(m->data);
-        REQUIRE(n > last); // in order, never repeated
-        last = n;
-        ++count;
-    }
+    auto const count = read_through_last(c, messages).count;
     CHECK(count < messages); // some were replaced by newer ones...
     CHECK(srv.get().stats().messages_dropped == static_cast<std::uint64_t>(messages - count));
     CHECK(c.is_open()); // ...and the client was not closed for it
@@ -256,15 +271,7 @@ TEST_CASE("keep_latest with a small socket_send_buffer: a client that stops read
         (void)srv.get().publish("feed", numbered(n, 1024));
         std::this_thread::sleep_for(std::chrono::milliseconds{1});
     }
-    int last = -1, count = 0;
-    while (last != messages - 1) {
-        auto m = c.receive(20s);
-        REQUIRE(m);
-        auto const n = number_of(m->data);
-        REQUIRE(n > last);
-        last = n;
-        ++count;
-    }
+    auto const count = read_through_last(c, messages).count;
     // What the kernel held (the client's receive buffer, some 128 KiB, and
     // 8 KiB here), then the newest: far from all of them.
     CHECK(count < messages / 2);
@@ -285,16 +292,7 @@ TEST_CASE("drop_oldest keeps the newest messages within the bound", "[groups][sl
     REQUIRE(p.wait_for("open"));
     for (int n = 0; n < messages; ++n)
         (void)srv.get().publish("ticks", numbered(n, 64 * 1024));
-    int last = -1, count = 0, gaps = 0;
-    while (last != messages - 1) {
-        auto m = c.receive(20s);
-        REQUIRE(m);
-        auto const n = number_of(m->data);
-        REQUIRE(n > last);
-        gaps += n != last + 1;
-        last = n;
-        ++count;
-    }
+    auto const [count, gaps] = read_through_last(c, messages);
     CHECK(count < messages);
     CHECK(gaps >= 1);
     // The tail is whole: the newest messages that fit the bound all arrived.
